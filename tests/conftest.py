@@ -31,6 +31,8 @@ def compose_config(config_name: str, overrides: list[str], run_dir: Path | None 
             cfg.hydra.runtime.output_dir = str(run_dir)
             cfg.paths.output_dir = str(run_dir)
     HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the task function sees no hydra node (HydraConfig holds it)
     return cfg
 
 

@@ -1,0 +1,128 @@
+"""Every config composes, every ``_target_`` exists and accepts its keys, bad configs fail."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+
+from speechexp.config import CONF_DIR, wandb_offline
+from speechexp.errors import SpeechexpError
+from speechexp.runtime import check_compatibility
+from tests.conftest import compose_config
+
+CONF = Path(CONF_DIR)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def target_nodes(node):
+    """Yield every config node with a ``_target_`` (depth first)."""
+    if isinstance(node, DictConfig):
+        if "_target_" in node:
+            yield node
+        for key in node:
+            if not str(key).startswith("_") and OmegaConf.is_config(node._get_node(key)):
+                yield from target_nodes(node[key])
+
+
+def assert_keys_fit_target(node: DictConfig) -> None:
+    """The target exists and every key of the node is one of its parameters."""
+    target = get_object(node._target_)
+    signature = inspect.signature(target)
+    params = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    keys = {k for k in node if not str(k).startswith("_")}
+    unknown = keys - set(params)
+    assert not unknown, f"{node._target_} does not take {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_and_targets_fit(experiment, tmp_path):
+    cfg = compose_config("train", [f"experiment={experiment}"], tmp_path)
+    OmegaConf.resolve(cfg.task)
+    nodes = list(target_nodes(cfg))
+    assert {"task", "model", "loss", "optimizer", "trainer"} <= {n._get_full_key(None).split(".")[0] for n in nodes}
+    for node in nodes:
+        assert_keys_fit_target(node)
+    check_compatibility(cfg)  # every preset is a valid combination
+
+
+@pytest.mark.parametrize("group", ["trainer", "logger", "callbacks", "optimizer", "scheduler", "debug",
+                                   "hparams_search", "model", "task"])
+def test_every_group_option_composes(group, tmp_path):
+    for option in options(group):
+        cfg = compose_config("train", [f"{group}={option}"], tmp_path)
+        for node in target_nodes(cfg):
+            assert_keys_fit_target(node)
+
+
+@pytest.mark.parametrize("dataset", options("dataset"))
+def test_every_dataset_composes_for_prepare(dataset, tmp_path):
+    cfg = compose_config("prepare", [f"dataset={dataset}"], tmp_path)
+    assert "preparer" in cfg.dataset and "datamodule" in cfg.dataset
+    for node in (cfg.dataset.preparer, cfg.dataset.datamodule):
+        assert_keys_fit_target(node)
+
+
+@pytest.mark.parametrize("loss", options("loss"))
+def test_every_loss_instantiates(loss, tmp_path):
+    from hydra.utils import instantiate
+
+    cfg = compose_config("train", [f"loss={loss}"], tmp_path)
+    assert callable(instantiate(cfg.loss))
+
+
+def test_experiment_presets_set_the_documented_values(tmp_path):
+    seed = compose_config("train", ["experiment=minor2_q1"], tmp_path)
+    assert (seed.model.units, seed.optimizer.lr, seed.trainer.max_epochs) == (8, 3e-4, 10)
+    assert seed.model.front_end == "time" and seed.loss._target_.endswith("L1Loss")
+    default = compose_config("train", [], tmp_path)
+    assert default.model.front_end == "stft" and default.task.name == "separation"
+    assert default.dataset.preparer.n_examples == 100 and default.dataset.preparer.fs == 8000
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.unitz=8", "Key 'unitz' not in 'LSTMSeparatorConfig'"),
+    ("model.units=abc", "could not be converted to Integer"),
+    ("model.front_end=mel", "expected one of [stft, time]"),
+    ("optimizer.lr=fast", "could not be converted to Float"),
+    ("dataset.preparer.fs=8k", "could not be converted to Integer"),
+    ("model=transformer", "Could not find 'model/transformer'"),
+])
+def test_bad_overrides_fail_at_composition(override, message, tmp_path):
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_config("train", [override], tmp_path)
+    text = str(info.value) + str(info.value.__cause__)
+    assert message in text
+
+
+def test_incompatible_combination_names_the_valid_choices(tmp_path):
+    cfg = compose_config("train", ["loss=ctc_custom"], tmp_path)
+    with pytest.raises(SpeechexpError) as info:
+        check_compatibility(cfg)
+    assert str(info.value).startswith("loss=ctc_custom cannot be used with task=separation")
+    assert "loss=l1, loss=si_snr" in str(info.value)
+
+
+@pytest.mark.parametrize("env, offline", [
+    ({}, True),
+    ({"WANDB_API_KEY": "k"}, False),
+    ({"WANDB_MODE": "online"}, False),
+    ({"WANDB_API_KEY": "k", "WANDB_MODE": "offline"}, True),
+])
+def test_wandb_is_offline_unless_a_key_or_online_mode_is_set(env, offline, monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert wandb_offline() is offline
+    cfg = compose_config("train", ["logger=wandb"], tmp_path)
+    assert cfg.logger.wandb.offline is offline

@@ -1,0 +1,183 @@
+"""Synthetic emotional speech corpus: espeak binding, sentence bank, splits, prosody."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from speechexp.data import espeak
+from speechexp.data.emotion_splits import split_groups
+from speechexp.data.emotional_speech import METADATA_COLUMNS, EmotionalSpeechPreparer
+from speechexp.data.sentences import sentence_bank, vocabulary_of
+from speechexp.errors import SpeechexpError
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+SMALL = dict(num_speakers=10, utterances_per_speaker=10, num_sentences=40, val_fraction=0.2,
+             test_fraction=0.2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    folder = EmotionalSpeechPreparer(**SMALL).prepare(data_dir)
+    return folder, pd.read_csv(folder / "metadata.csv", keep_default_na=False)
+
+
+def test_espeak_synthesises_distinct_voices_in_memory():
+    a = espeak.synthesize("Hello there, how are you?", "en-us+m3")
+    b = espeak.synthesize("Hello there, how are you?", "en-gb-x-rp+f2")
+    assert espeak.sample_rate() == 22050
+    assert a.dtype == np.float32 and 0.5 < a.size / 22050 < 4
+    assert np.abs(a).max() > 0.05
+    f0_a = np.median(librosa.yin(a, fmin=60, fmax=500, sr=22050))
+    f0_b = np.median(librosa.yin(b, fmin=60, fmax=500, sr=22050))
+    assert f0_b > f0_a * 1.3  # female variant clearly higher than male3
+    assert np.array_equal(a, espeak.synthesize("Hello there, how are you?", "en-us+m3"))
+
+
+def test_espeak_unknown_voice_is_a_user_error():
+    with pytest.raises(SpeechexpError, match="no voice named 'xx-nope"):
+        espeak.synthesize("hi", "xx-nope+zz")
+
+
+def test_sentence_bank_is_seeded_and_diverse():
+    bank = sentence_bank(400, seed=0)
+    assert len(bank) == len(set(bank)) == 400
+    assert bank == sentence_bank(400, seed=0)
+    assert bank != sentence_bank(400, seed=1)
+    assert 250 <= len(vocabulary_of(bank)) <= 600
+    lengths = [len(s.split()) for s in bank]
+    assert min(lengths) >= 3 and max(lengths) <= 12
+    assert all(s[0].isupper() and s[-1] in ".?" for s in bank)
+
+
+def test_split_groups_is_disjoint_seeded_and_sized():
+    groups = [f"g{i}" for i in range(20)]
+    a = split_groups(groups, 0.1, 0.2, seed=5)
+    assert a == split_groups(list(reversed(groups)), 0.1, 0.2, seed=5)
+    assert sorted(a.values()).count("test") == 4 and sorted(a.values()).count("val") == 2
+    tiny = split_groups(["a", "b", "c"], 0.1, 0.1, seed=0)
+    assert sorted(tiny.values()) == ["test", "train", "val"]
+
+
+def test_default_config_has_many_voices():
+    prep = EmotionalSpeechPreparer()
+    pool = len(espeak.ENGLISH_BASE_VOICES) * len(espeak.HUMAN_VARIANTS)
+    assert pool >= 60 and set(espeak.HUMAN_VARIANTS) <= set(espeak.available_variants())
+    voices = prep.voices()
+    assert len(set(voices)) == prep.num_speakers >= 60
+    assert len({b for b, _ in voices}) == len(espeak.ENGLISH_BASE_VOICES)
+    assert 1500 <= prep.num_speakers * prep.utterances_per_speaker <= 3000
+
+
+def test_metadata_and_audio_are_consistent(corpus):
+    folder, meta = corpus
+    assert list(meta.columns) == METADATA_COLUMNS
+    assert len(meta) == 100
+    for row in meta.itertuples():
+        path = folder / row.path
+        info = sf.info(str(path))
+        assert info.samplerate == 16000 and info.channels == 1
+        assert abs(info.frames / 16000 - row.duration) < 1e-3
+    audio, _ = sf.read(str(folder / meta.path[0]))
+    assert np.sqrt(np.mean(audio**2)) > 0.01  # not silent
+    # longer sentences take longer once the speaking rate is factored out
+    assert np.corrcoef(meta.duration * meta.rate, meta.text.str.len())[0, 1] > 0.7
+    assert (folder / "sentences.csv").is_file() and (folder / "summary.json").is_file()
+    assert set(meta.gender) <= {"male", "female", ""} and "male" in set(meta.gender)
+
+
+def test_splits_are_speaker_and_sentence_disjoint(corpus):
+    _, meta = corpus
+    parts = {s: meta[meta.split == s] for s in ("train", "val", "test")}
+    assert all(len(p) for p in parts.values())
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not set(parts[a].speaker) & set(parts[b].speaker)
+        assert not set(parts[a].sentence_id) & set(parts[b].sentence_id)
+        assert not set(parts[a].text) & set(parts[b].text)
+    assert meta.groupby("speaker").split.nunique().max() == 1
+
+
+def test_emotions_are_balanced(corpus):
+    _, meta = corpus
+    counts = meta.emotion.value_counts()
+    assert sorted(counts.index) == ["angry", "fearful", "happy", "neutral", "sad"]
+    assert counts.min() == counts.max() == 20
+    per_speaker = meta.groupby(["speaker", "emotion"]).size()
+    assert per_speaker.min() == per_speaker.max() == 2
+
+
+def test_emotions_differ_in_prosody_relative_to_voice(corpus):
+    _, meta = corpus
+    means = meta.groupby("emotion")[["rate", "pitch", "pitch_range", "volume"]].mean()
+    assert means.rate["sad"] < means.rate["neutral"] < means.rate["fearful"]
+    assert means.pitch["sad"] < means.pitch["neutral"] < means.pitch["happy"]
+    assert means.volume["sad"] < means.volume["neutral"] < means.volume["angry"]
+    assert means.pitch_range["fearful"] < means.pitch_range["neutral"] < means.pitch_range["happy"]
+    # jitter makes the classes overlap: some sad utterance is faster than some neutral one
+    assert meta[meta.emotion == "sad"].rate.max() > meta[meta.emotion == "neutral"].rate.min() - 40
+
+
+def test_rendered_audio_carries_the_emotion():
+    prep = EmotionalSpeechPreparer(jitter=0, speaker_spread=0, snr_db=None)
+    targets = prep.emotion_targets()
+    text = "The old man carried a heavy basket to the market."
+    measured = {}
+    for emotion, t in targets.items():
+        utt = {"speaker": "en-us+m3", "text": text, "rate": round(175 * t["rate"]),
+               "pitch": 50 + t["pitch"], "pitch_range": 50 + t["pitch_range"],
+               "volume": round(100 * t["volume"]), "word_gap": t["word_gap"], "tilt": t["tilt"]}
+        audio = prep.render(utt, 0)
+        rms = librosa.feature.rms(y=audio, frame_length=2048, hop_length=512)[0]
+        f0 = librosa.yin(audio, fmin=60, fmax=400, sr=16000, frame_length=2048, hop_length=512)
+        n = min(len(rms), len(f0))
+        voiced = rms[:n] > 0.3 * rms.max()
+        measured[emotion] = (audio.size / 16000, float(np.median(f0[:n][voiced])), float(np.sqrt(np.mean(audio**2))))
+    dur = {e: m[0] for e, m in measured.items()}
+    f0 = {e: m[1] for e, m in measured.items()}
+    loud = {e: m[2] for e, m in measured.items()}
+    assert dur["sad"] > 1.2 * dur["neutral"] > 1.2 * dur["fearful"]
+    assert f0["sad"] < f0["neutral"] < f0["happy"] and f0["neutral"] < f0["fearful"]
+    assert loud["sad"] < loud["neutral"] < loud["angry"]
+
+
+def test_prepare_is_seeded_and_reused(tmp_path, corpus):
+    folder, meta = corpus
+    again = EmotionalSpeechPreparer(**SMALL).prepare(tmp_path)
+    assert again.name == folder.name  # same config, same fingerprint
+    assert pd.read_csv(again / "metadata.csv", keep_default_na=False).equals(meta)
+    for rel in meta.path[:5]:
+        assert (again / rel).read_bytes() == (folder / rel).read_bytes()
+    stamp = (again / "metadata.csv").stat().st_mtime_ns
+    assert EmotionalSpeechPreparer(**SMALL).prepare(tmp_path) == again
+    assert (again / "metadata.csv").stat().st_mtime_ns == stamp
+    other = EmotionalSpeechPreparer(**{**SMALL, "seed": 4})
+    assert other.folder(tmp_path) != again
+
+
+def test_configured_emotions_and_errors():
+    prep = EmotionalSpeechPreparer(emotions=["neutral", "surprised", "calm"], num_speakers=6,
+                                   utterances_per_speaker=3, num_sentences=12)
+    utts, _ = prep.plan()
+    assert sorted({u["emotion"] for u in utts}) == ["calm", "neutral", "surprised"]
+    with pytest.raises(SpeechexpError, match="no prosody preset"):
+        EmotionalSpeechPreparer(emotions=["bored"]).plan()
+    custom = EmotionalSpeechPreparer(emotions=["bored"], prosody={"bored": {"rate": 0.6}})
+    assert custom.emotion_targets()["bored"]["rate"] == 0.6
+    with pytest.raises(SpeechexpError, match="num_speakers"):
+        EmotionalSpeechPreparer(num_speakers=10_000).plan()
+
+
+def test_yaml_config_instantiates_with_same_fingerprint_as_defaults():
+    cfg = OmegaConf.create({"dataset": OmegaConf.load(CONF / "emotional_speech.yaml")})
+    prep = instantiate(cfg.dataset.preparer)
+    assert isinstance(prep, EmotionalSpeechPreparer)
+    assert prep.fingerprint() == EmotionalSpeechPreparer().fingerprint()
+    assert cfg.dataset.datamodule.emotions == prep.emotions
