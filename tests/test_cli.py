@@ -88,3 +88,23 @@ def test_plot_writes_spectrogram_figures_and_rejects_missing_paths(tmp_path):
 def test_eval_of_a_missing_checkpoint_is_one_sentence(tmp_path):
     result = run_cli("evaluate", f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}/eval")
     assert_one_line_error(result, "missing.ckpt does not exist", "ckpt_path")
+
+
+def test_sweep_over_units_and_lr_then_compare(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli("train", "-m", "model.units=4,16", "optimizer.lr=0.001", f"hydra.sweep.dir={sweep_dir}",
+                     f"paths.data_dir={tmp_path / 'data'}", "logger=csv", "dataset.preparer.n_examples=12",
+                     "trainer.max_epochs=1", "trainer.enable_progress_bar=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p.parent.name for p in sweep_dir.glob("*/results.json"))
+    assert jobs == ["0", "1"]
+    table = run_cli("compare", str(sweep_dir), "--metric", "test/si_snr", "--plot", str(tmp_path / "sweep.png"),
+                    "--csv", str(tmp_path / "sweep.csv"))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.strip().splitlines()
+    assert lines[0].split()[:2] == ["overrides", "test/si_snr"]
+    assert {"model.units=4", "model.units=16"} == {line.split()[0] for line in lines[1:]}
+    values = [float(line.split()[1]) for line in lines[1:]]
+    assert values == sorted(values, reverse=True)  # best first
+    assert (tmp_path / "sweep.png").stat().st_size > 5_000
+    assert len((tmp_path / "sweep.csv").read_text().strip().splitlines()) == 3
