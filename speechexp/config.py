@@ -124,6 +124,16 @@ class LSTMSeparatorConfig:
 
 
 @dataclass
+class MultitaskModelConfig:
+    _target_: str = "speechexp.models.multitask.MultitaskSpeechModel"
+    conv_channels: int = 128
+    stride: int = 2
+    units: int = 128
+    layers: int = 2
+    dropout: float = 0.1
+
+
+@dataclass
 class SinusoidPreparerConfig:
     _target_: str = "speechexp.data.sinusoids.SinusoidPreparer"
     n_examples: int = 100
@@ -173,6 +183,7 @@ def register_configs() -> None:
     for group, name, node in (
         ("task", "task", TaskConfig),
         ("model", "lstm_separator", LSTMSeparatorConfig),
+        ("model", "multitask", MultitaskModelConfig),
         ("dataset", "sinusoids", SinusoidsDatasetConfig),
         ("optimizer", "adam", AdamConfig),
         ("optimizer", "adamw", AdamWConfig),

@@ -48,7 +48,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         dataset_dir = prepare_dataset(run_cfg.dataset, cfg.paths.data_dir)
         datamodule = instantiate_checked(run_cfg.dataset.datamodule, dataset_dir=str(dataset_dir))
-        task = build_task(run_cfg, export_dir=str(run_dir))
+        task = build_task(run_cfg, datamodule, export_dir=str(run_dir))
         task.load_state_dict(checkpoint["state_dict"])
         trainer = build_trainer(cfg.trainer, build_loggers(cfg.logger), callbacks=[])
         trainer.test(task, datamodule=datamodule)

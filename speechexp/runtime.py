@@ -123,10 +123,16 @@ def resolved_container(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False, enum_to_str=True)
 
 
-def build_task(run_cfg: DictConfig, **overrides: Any) -> pl.LightningModule:
-    """Instantiate the task's LightningModule with its model, loss and optimizer."""
-    model = instantiate_checked(run_cfg.model)
+def build_task(run_cfg: DictConfig, datamodule: pl.LightningDataModule, **overrides: Any) -> pl.LightningModule:
+    """Instantiate the task's LightningModule with its model, loss and optimizer.
+
+    What the model and task need from the data (feature size, vocabulary, label names)
+    comes from the datamodule's optional ``model_kwargs()`` and ``task_kwargs()``.
+    """
+    model_kwargs = getattr(datamodule, "model_kwargs", dict)()
+    task_kwargs = getattr(datamodule, "task_kwargs", dict)()
+    model = instantiate_checked(run_cfg.model, **model_kwargs)
     loss = instantiate_checked(run_cfg.loss)
     return instantiate_checked(run_cfg.task.module, model=model, loss=loss,
                                optimizer=run_cfg.optimizer, scheduler=run_cfg.get("scheduler"),
-                               **overrides)
+                               **task_kwargs, **overrides)

@@ -33,7 +33,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         dataset_dir = prepare_dataset(cfg.dataset, cfg.paths.data_dir)
         datamodule = instantiate_checked(cfg.dataset.datamodule, dataset_dir=str(dataset_dir))
-        task = build_task(cfg)
+        task = build_task(cfg, datamodule)
         task.run_config = resolved_container(cfg)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
         trainer = build_trainer(cfg.trainer, build_loggers(cfg.logger), build_callbacks(cfg.callbacks))

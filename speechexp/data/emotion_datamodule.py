@@ -244,6 +244,14 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
     def n_mels(self) -> int:
         return self.logmel.n_mels
 
+    def model_kwargs(self) -> dict[str, int]:
+        """Sizes a model takes from the data: ``n_mels``, ``vocab_size``, ``num_emotions``."""
+        return {"n_mels": self.n_mels, "vocab_size": self.vocab_size, "num_emotions": self.num_emotions}
+
+    def task_kwargs(self) -> dict[str, Any]:
+        """What a task needs to decode and report: the tokenizer and the emotion names."""
+        return {"tokenizer": self.tokenizer, "emotion_names": list(self.emotion_names)}
+
     def dataset(self, split: str) -> EmotionSpeechDataset:
         """The dataset of ``split`` ('train', 'val' or 'test'), built once."""
         if split not in self._datasets:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
@@ -19,12 +18,13 @@ from torchmetrics.audio import ScaleInvariantSignalNoiseRatio
 from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
 
 from speechexp.io import write_csv_atomic, write_wav_atomic
+from speechexp.tasks.base import ConfiguredTask
 from speechexp.viz.spectrogram import plot_estimates_vs_references, plot_spectrogram_and_mel
 
 STAGES = ("train", "val", "test")
 
 
-class SeparationTask(pl.LightningModule):
+class SeparationTask(ConfiguredTask):
     """Wraps a separator ``[batch, time] → [batch, n_src, time]`` and a separation loss.
 
     Args:
@@ -35,20 +35,16 @@ class SeparationTask(pl.LightningModule):
         sample_rate: of the exported WAVs and figures.
         export_dir: where test exports go (the run directory); ``None`` disables exports.
         n_figures: test examples that get a spectrogram figure.
+        monitor: the metric a plateau scheduler follows.
     """
-
-    task_family = "separation"
-    monitor, mode = "val/si_snr", "max"
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, sample_rate: int = 8000,
-                 export_dir: str | None = None, n_figures: int = 3):
-        super().__init__()
+                 export_dir: str | None = None, n_figures: int = 3, monitor: str = "val/si_snr"):
+        super().__init__(optimizer, scheduler, monitor)
         self.model, self.loss = model, loss
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.sample_rate, self.n_figures = int(sample_rate), int(n_figures)
         self.export_dir = Path(export_dir) if export_dir else None
-        self.run_config: dict | None = None  # the resolved config, saved with the weights
         # keyed "<stage>_metrics": a bare "train" key would shadow nn.Module.train
         self.metrics = nn.ModuleDict({
             f"{stage}_metrics": MetricCollection({"si_snr": ScaleInvariantSignalNoiseRatio(), "si_snri": MeanMetric()})
@@ -124,14 +120,3 @@ class SeparationTask(pl.LightningModule):
                 [e.numpy() for e in estimates], [s.numpy() for s in sources], self.sample_rate,
                 figures / f"test_{example_id}_separated_vs_truth.png",
                 title=f"Test example {example_id}")
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.run_config is not None:
-            checkpoint["speechexp_config"] = self.run_config
