@@ -27,6 +27,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from speechexp.data import metadata
 from speechexp.data.features import FeatureCache, LogMel, feature_params, load_audio
 from speechexp.data.preparer import METADATA_FILE
 from speechexp.data.text import CharTokenizer
@@ -40,17 +41,10 @@ EMOTION_ORDER = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surp
 
 
 def read_metadata(dataset_dir: str | os.PathLike) -> pd.DataFrame:
-    """``metadata.csv`` of ``dataset_dir`` with absolute paths; checks the columns."""
-    dataset_dir = Path(dataset_dir)
-    file = dataset_dir / METADATA_FILE
-    if not file.is_file():
-        raise SpeechexpError(f"{file} does not exist; run speechexp-prepare for this dataset first.")
-    frame = pd.read_csv(file, dtype={"speaker": str, "text": str, "emotion": str, "split": str},
-                        keep_default_na=False)
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise SpeechexpError(f"{file} lacks column(s) {missing}; re-run speechexp-prepare to rebuild it.")
-    frame["path"] = [p if os.path.isabs(p) else str(dataset_dir / p) for p in frame["path"]]
+    """``metadata.csv`` of ``dataset_dir`` as strings, with absolute paths; checks the columns."""
+    rows = metadata.read_metadata(dataset_dir, required=REQUIRED_COLUMNS)
+    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else list(REQUIRED_COLUMNS), dtype=str)
+    frame["path"] = [str(metadata.resolve_audio_path(dataset_dir, p)) for p in frame["path"]]
     return frame
 
 
