@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
+import yaml
 import soundfile as sf
 
 from tests.conftest import run_cli
@@ -66,7 +68,7 @@ def test_prepare_reuses_the_folder(tmp_path):
     folder = first.stdout.strip().splitlines()[-1]
     assert folder == second.stdout.strip().splitlines()[-1]
     assert "Reusing prepared dataset" in second.stdout
-    assert [str(p) for p in tmp_path.iterdir()] == [folder]
+    assert [str(p) for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [folder]
 
 
 def test_plot_writes_spectrogram_figures_and_rejects_missing_paths(tmp_path):
@@ -108,3 +110,29 @@ def test_sweep_over_units_and_lr_then_compare(tmp_path):
     assert values == sorted(values, reverse=True)  # best first
     assert (tmp_path / "sweep.png").stat().st_size > 5_000
     assert len((tmp_path / "sweep.csv").read_text().strip().splitlines()) == 3
+
+
+def test_parallel_sweep_shares_one_prepared_dataset(tmp_path):
+    """Two joblib workers prepare the same new dataset at once: one builds, one reuses."""
+    sweep_dir, data = tmp_path / "sweep", tmp_path / "data"
+    result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2",
+                     f"hydra.sweep.dir={sweep_dir}", f"paths.data_dir={data}", "logger=csv", "debug=fdr",
+                     "dataset.preparer.n_examples=40")
+    assert result.returncode == 0, result.stderr[-3000:]
+    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep_dir.glob("*/results.json"))]
+    assert statuses == ["completed", "completed"]
+    folders = [p for p in data.iterdir() if not p.name.endswith(".lock")]
+    assert len(folders) == 1 and len((folders[0] / "metadata.csv").read_text().splitlines()) == 41
+
+
+def test_optuna_search_maximises_the_task_metric(tmp_path):
+    sweep_dir = tmp_path / "optuna"
+    result = run_cli("train", "hparams_search=separation_optuna", "hydra.sweeper.n_trials=2",
+                     f"hydra.sweep.dir={sweep_dir}", f"paths.data_dir={tmp_path / 'data'}", "logger=csv",
+                     "debug=fdr", "dataset.preparer.n_examples=12")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(sweep_dir.glob("*/results.json"))) == 2
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert best["name"] == "optuna" and {"model.units", "optimizer.lr"} <= set(best["best_params"])
+    values = [json.loads(p.read_text())["val/si_snr"] for p in sweep_dir.glob("*/results.json")]
+    assert best["best_value"] == pytest.approx(max(values), abs=1e-4)

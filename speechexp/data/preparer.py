@@ -10,7 +10,9 @@ the next run builds it again from scratch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -19,11 +21,22 @@ import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.csv"
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) while inside."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class DatasetPreparer(ABC):
@@ -51,12 +64,23 @@ class DatasetPreparer(ABC):
         return (self.folder(data_dir) / METADATA_FILE).is_file()
 
     def prepare(self, data_dir: str | os.PathLike) -> Path:
-        """Build the dataset folder unless it already exists; return its path."""
+        """Build the dataset folder unless it already exists; return its path.
+
+        Concurrent runs (a parallel sweep) wait on a lock file, so one builds and the
+        others reuse.
+        """
         target = self.folder(data_dir)
         if (target / METADATA_FILE).is_file():
             log.info("Reusing prepared dataset %s", target)
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(target.parent / f".{target.name}.lock"):
+            if (target / METADATA_FILE).is_file():  # another process built it meanwhile
+                log.info("Reusing prepared dataset %s", target)
+                return target
+            return self._build_atomically(target)
+
+    def _build_atomically(self, target: Path) -> Path:
         self._remove_stale_builds(target)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
         try:
