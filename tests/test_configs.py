@@ -58,10 +58,18 @@ def test_every_experiment_composes_and_targets_fit(experiment, tmp_path):
 @pytest.mark.parametrize("group", ["trainer", "logger", "callbacks", "optimizer", "scheduler", "debug",
                                    "hparams_search", "model", "task"])
 def test_every_group_option_composes(group, tmp_path):
+    """Each option composes with at least one experiment (one whose task fits it)."""
     for option in options(group):
-        cfg = compose_config("train", [f"{group}={option}"], tmp_path)
-        for node in target_nodes(cfg):
-            assert_keys_fit_target(node)
+        composed = []
+        for experiment in options("experiment"):
+            try:
+                cfg = compose_config("train", [f"experiment={experiment}", f"{group}={option}"], tmp_path)
+            except ConfigCompositionException:
+                continue
+            composed.append(experiment)
+            for node in target_nodes(cfg):
+                assert_keys_fit_target(node)
+        assert composed, f"{group}={option} composes with no experiment"
 
 
 @pytest.mark.parametrize("dataset", options("dataset"))
