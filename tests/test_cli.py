@@ -68,7 +68,7 @@ def test_prepare_reuses_the_folder(tmp_path):
     folder = first.stdout.strip().splitlines()[-1]
     assert folder == second.stdout.strip().splitlines()[-1]
     assert "Reusing prepared dataset" in second.stdout
-    assert [str(p) for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [folder]
+    assert [str(p) for p in tmp_path.iterdir()] == [folder]
 
 
 def test_plot_writes_spectrogram_figures_and_rejects_missing_paths(tmp_path):
@@ -121,7 +121,7 @@ def test_parallel_sweep_shares_one_prepared_dataset(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep_dir.glob("*/results.json"))]
     assert statuses == ["completed", "completed"]
-    folders = [p for p in data.iterdir() if not p.name.endswith(".lock")]
+    folders = list(data.iterdir())
     assert len(folders) == 1 and len((folders[0] / "metadata.csv").read_text().splitlines()) == 41
 
 

@@ -11,11 +11,6 @@ from speechexp.errors import SpeechexpError
 from speechexp.io import read_wav
 
 
-def entries(folder):
-    """What a folder holds, without the (empty) lock files that serialise preparation."""
-    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
-
-
 def rows_of(folder):
     with open(folder / "metadata.csv", newline="") as handle:
         return list(csv.DictReader(handle))
@@ -57,7 +52,7 @@ def test_same_config_reuses_and_other_config_gets_own_folder(tmp_path):
     assert other != first
     assert len(rows_of(first)) == 6 and len(rows_of(other)) == 6
     assert rows_of(first)[0]["f1"] != rows_of(other)[0]["f1"]
-    assert entries(tmp_path) == sorted([first.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, other.name])
 
 
 def test_interrupted_prepare_leaves_nothing_and_next_run_completes(tmp_path, monkeypatch):
@@ -73,7 +68,7 @@ def test_interrupted_prepare_leaves_nothing_and_next_run_completes(tmp_path, mon
     preparer = SinusoidPreparer(n_examples=5)
     with pytest.raises(KeyboardInterrupt):
         preparer.prepare(tmp_path)
-    assert entries(tmp_path) == []  # no target folder, no staging folder
+    assert list(tmp_path.iterdir()) == []  # no target folder, no staging folder
     monkeypatch.setattr(sinusoids, "write_wav_atomic", real_write)
     folder = preparer.prepare(tmp_path)
     assert len(rows_of(folder)) == 5

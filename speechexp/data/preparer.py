@@ -28,6 +28,14 @@ log = logging.getLogger(__name__)
 METADATA_FILE = "metadata.csv"
 
 
+def lock_path(target: Path) -> Path:
+    """A lock file for ``target`` kept in the temp dir, so data folders stay clean."""
+    digest = hashlib.sha1(str(target.resolve()).encode("utf-8")).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "speechexp-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{digest}.lock"
+
+
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path`` (created if missing) while inside."""
@@ -74,7 +82,7 @@ class DatasetPreparer(ABC):
             log.info("Reusing prepared dataset %s", target)
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(target.parent / f".{target.name}.lock"):
+        with exclusive_lock(lock_path(target)):
             if (target / METADATA_FILE).is_file():  # another process built it meanwhile
                 log.info("Reusing prepared dataset %s", target)
                 return target
