@@ -40,9 +40,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if cfg.train:
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             metrics.update(stage_metrics(trainer, ("train", "val")))
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if cfg.test:
-            trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint else ""
+        if checkpoint is not None and checkpoint.best_model_score is not None:
+            metrics[f"{cfg.task.monitor}_best"] = float(checkpoint.best_model_score)
+        if cfg.test:  # the best weights; with train=false, those of ckpt_path
+            trainer.test(task, datamodule=datamodule, ckpt_path=best or cfg.ckpt_path, weights_only=False)
             metrics.update(stage_metrics(trainer, ("test",)))
     except BaseException as exc:
         write_results(run_dir, metrics, "failed", started, error=str(exc) or type(exc).__name__)
@@ -57,7 +60,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 @report_user_errors
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
-    return metrics.get(cfg.task.monitor)  # the objective a Hydra sweeper optimises
+    # the objective a Hydra sweeper optimises: the best epoch's score when checkpoints kept one
+    return metrics.get(f"{cfg.task.monitor}_best", metrics.get(cfg.task.monitor))
 
 
 if __name__ == "__main__":

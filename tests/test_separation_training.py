@@ -72,6 +72,7 @@ def test_separator_learns_exports_and_reevaluates(compose_train, tmp_path):
     assert len(list((run_dir / "figures").glob("data_*.png"))) == 3
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert results["best_checkpoint"].startswith(str(run_dir / "checkpoints" / "best-"))
+    assert results["val/si_snr_best"] >= results["val/si_snr"] - 1e-6
     assert (run_dir / "config.yaml").is_file() and (run_dir / "csv" / "metrics.csv").is_file()
 
     # the exported WAV is the separated source: high SI-SNR against the ground truth
@@ -90,6 +91,11 @@ def test_separator_learns_exports_and_reevaluates(compose_train, tmp_path):
     assert metrics["test/si_snr"] == pytest.approx(results["test/si_snr"], abs=1e-3)
     assert read_results(eval_dir)["status"] == "completed"
     assert len(list((eval_dir / "separated").glob("*.wav"))) == 20
+
+    # train=false with ckpt_path tests that checkpoint's weights
+    test_only = compose_train("logger=csv", "train=false", f"ckpt_path={results['best_checkpoint']}",
+                              "trainer.enable_progress_bar=false", run_name="test_only")
+    assert train(test_only)["test/si_snr"] == pytest.approx(results["test/si_snr"], abs=1e-3)
 
 
 def test_corrupt_wav_fails_with_its_name_and_a_failed_status(compose_train, tmp_path):
