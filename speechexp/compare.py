@@ -18,6 +18,10 @@ from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic
 
 
+# overrides that change how a run reports, not what it computes: left out of the table
+COSMETIC_OVERRIDES = ("trainer.enable_progress_bar=", "logger=", "paths.", "hydra.")
+
+
 def load_runs(folders: list[str]) -> list[dict]:
     """One dict per run: ``run``, ``overrides`` and every key of its results.json.
 
@@ -37,7 +41,8 @@ def load_runs(folders: list[str]) -> list[dict]:
             runs.append({"run": str(path.parent), **results})
     shared = set.intersection(*map(set, override_lists)) if len(runs) > 1 else set()
     for run, overrides in zip(runs, override_lists):
-        run["overrides"] = " ".join(o for o in overrides if o not in shared)
+        kept = [o for o in overrides if o not in shared and not o.startswith(COSMETIC_OVERRIDES)]
+        run["overrides"] = " ".join(kept) or "(defaults)"
     return runs
 
 

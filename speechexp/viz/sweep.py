@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib
 
@@ -15,8 +16,11 @@ from speechexp.viz.spectrogram import save_figure  # noqa: E402
 def plot_metric_per_run(runs: list[dict], metric: str, path: str | os.PathLike) -> None:
     """Horizontal bars of ``metric`` for each run (runs without it are skipped)."""
     shown = [r for r in runs if isinstance(r.get(metric), (int, float))]
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(shown) + 1.2), constrained_layout=True)
-    ax.barh([r["overrides"] or r["run"] for r in shown], [r[metric] for r in shown])
+    labels = [textwrap.fill(r["overrides"] or r["run"], 45) for r in shown]  # long override lists wrap
+    height = sum(0.18 * label.count("\n") + 0.4 for label in labels) + 1.2
+    fig, ax = plt.subplots(figsize=(11, height), constrained_layout=True)
+    ax.barh(range(len(shown)), [r[metric] for r in shown])
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(metric)
     save_figure(fig, path)
