@@ -8,6 +8,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,6 +22,9 @@ from speechexp.errors import SpeechexpError
 from speechexp.io import write_json_atomic
 
 log = logging.getLogger("speechexp")
+
+# Lightning 2.6 trips a torch 2.13 deprecation on every fit/test; it says nothing about the run
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def instantiate_checked(node: Any, **kwargs: Any) -> Any:
