@@ -16,6 +16,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from speechexp.schema import dataset_schema, schema_for
+
 # conf/ sits beside the package (the project is installed in editable mode).
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -27,11 +29,21 @@ class Mode(str, Enum):
     min = "min"
 
 
-class FrontEnd(str, Enum):
-    """Input representation of the LSTM separator."""
-
-    stft = "stft"
-    time = "time"
+# What each config option instantiates; schemas are derived from these signatures.
+MODELS = {
+    "lstm_separator": "speechexp.models.lstm_separator.LSTMSeparator",
+    "multitask": "speechexp.models.multitask.MultitaskSpeechModel",
+}
+_EMOTION_DM = "speechexp.data.emotion_datamodule.EmotionSpeechDataModule"
+DATASETS = {
+    "sinusoids": ("speechexp.data.sinusoids.SinusoidPreparer",
+                  "speechexp.data.separation_datamodule.SeparationDataModule"),
+    "emotional_speech": ("speechexp.data.emotional_speech.EmotionalSpeechPreparer", _EMOTION_DM),
+    "ravdess": ("speechexp.data.corpora.RavdessPreparer", _EMOTION_DM),
+    "crema_d": ("speechexp.data.corpora.CremaDPreparer", _EMOTION_DM),
+    "tess": ("speechexp.data.corpora.TessPreparer", _EMOTION_DM),
+    "emodb": ("speechexp.data.corpora.EmoDBPreparer", _EMOTION_DM),
+}
 
 
 @dataclass
@@ -109,60 +121,6 @@ class SGDConfig:
     momentum: float = 0.9
 
 
-@dataclass
-class LSTMSeparatorConfig:
-    _target_: str = "speechexp.models.lstm_separator.LSTMSeparator"
-    units: int = 128
-    layers: int = 2
-    bidirectional: bool = True
-    front_end: FrontEnd = FrontEnd.stft
-    n_fft: int = 256
-    hop_length: int = 64
-    frame_size: int = 80
-    n_src: int = 2
-    dropout: float = 0.0
-
-
-@dataclass
-class MultitaskModelConfig:
-    _target_: str = "speechexp.models.multitask.MultitaskSpeechModel"
-    conv_channels: int = 128
-    stride: int = 2
-    units: int = 128
-    layers: int = 2
-    dropout: float = 0.1
-
-
-@dataclass
-class SinusoidPreparerConfig:
-    _target_: str = "speechexp.data.sinusoids.SinusoidPreparer"
-    n_examples: int = 100
-    fs: int = 8000
-    duration: float = 1.0
-    f1_range: list[float] = field(default_factory=lambda: [100.0, 900.0])
-    f2_range: list[float] = field(default_factory=lambda: [1100.0, 3500.0])
-    amplitude_range: list[float] = field(default_factory=lambda: [0.2, 0.5])
-    splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
-    seed: int = 0
-    name: str = "sinusoids"
-
-
-@dataclass
-class SeparationDataModuleConfig:
-    _target_: str = "speechexp.data.separation_datamodule.SeparationDataModule"
-    sample_rate: int = 8000
-    n_src: int = 2
-    batch_size: int = 16
-    num_workers: int = 0
-
-
-@dataclass
-class SinusoidsDatasetConfig:
-    name: str = "sinusoids"
-    preparer: SinusoidPreparerConfig = field(default_factory=SinusoidPreparerConfig)
-    datamodule: SeparationDataModuleConfig = field(default_factory=SeparationDataModuleConfig)
-
-
 def wandb_offline() -> bool:
     """wandb runs offline unless a key is set or ``WANDB_MODE=online`` asks otherwise."""
     if os.environ.get("WANDB_MODE", "").lower() == "online":
@@ -182,14 +140,15 @@ def register_configs() -> None:
     # a YAML file pulls its schema in with `- /schema/<group>/<name>@_here_`
     for group, name, node in (
         ("task", "task", TaskConfig),
-        ("model", "lstm_separator", LSTMSeparatorConfig),
-        ("model", "multitask", MultitaskModelConfig),
-        ("dataset", "sinusoids", SinusoidsDatasetConfig),
         ("optimizer", "adam", AdamConfig),
         ("optimizer", "adamw", AdamWConfig),
         ("optimizer", "sgd", SGDConfig),
     ):
         store.store(group=f"schema/{group}", name=name, node=node)
+    for name, target in MODELS.items():
+        store.store(group="schema/model", name=name, node=schema_for(target))
+    for name, (preparer, datamodule) in DATASETS.items():
+        store.store(group="schema/dataset", name=name, node=dataset_schema(name, preparer, datamodule))
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
 

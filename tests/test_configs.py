@@ -104,10 +104,14 @@ def test_experiment_presets_set_the_documented_values(tmp_path):
     ("optimizer.lr=fast", "could not be converted to Float"),
     ("dataset.preparer.fs=8k", "could not be converted to Integer"),
     ("model=transformer", "Could not find 'model/transformer'"),
+    ("experiment=asr_emotion dataset.preparer.num_speakers=many", "could not be converted to Integer"),
+    ("experiment=asr_emotion dataset.datamodule.n_melz=40", "Key 'n_melz' not in 'EmotionSpeechDataModuleConfig'"),
+    ("experiment=asr_emotion model.unitz=64", "Key 'unitz' not in 'MultitaskSpeechModelConfig'"),
+    ("dataset=ravdess dataset.preparer.label_map=calm", "Cannot assign str to Dict[str, Any]"),
 ])
 def test_bad_overrides_fail_at_composition(override, message, tmp_path):
     with pytest.raises(ConfigCompositionException) as info:
-        compose_config("train", [override], tmp_path)
+        compose_config("train", override.split(), tmp_path)
     text = str(info.value) + str(info.value.__cause__)
     assert message in text
 

@@ -45,7 +45,6 @@ class SeparationDataModule(pl.LightningDataModule):
         n_src: number of ``source{k}`` columns to read.
     """
 
-    task_family = "separation"
 
     def __init__(self, dataset_dir: str | os.PathLike, sample_rate: int = 8000, n_src: int = 2,
                  batch_size: int = 16, num_workers: int = 0):

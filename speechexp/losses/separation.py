@@ -34,7 +34,6 @@ class SeparationLoss(nn.Module):
             for datasets whose sources have no fixed order.
     """
 
-    task_family = "separation"
     pairwise = staticmethod(l1_pairwise)
 
     def __init__(self, pit: bool = False):

@@ -8,10 +8,21 @@
 
 from __future__ import annotations
 
+from enum import Enum
+
 import torch
 from torch import nn
 
-FRONT_ENDS = ("stft", "time")
+
+
+class FrontEnd(str, Enum):
+    """Input representation: STFT magnitude masks or raw time-domain frames."""
+
+    stft = "stft"
+    time = "time"
+
+
+FRONT_ENDS = tuple(f.value for f in FrontEnd)
 
 
 class LSTMSeparator(nn.Module):
@@ -28,15 +39,14 @@ class LSTMSeparator(nn.Module):
         dropout: dropout between LSTM layers and before the output layer.
     """
 
-    task_family = "separation"
 
     def __init__(self, units: int = 128, layers: int = 2, bidirectional: bool = True,
-                 front_end: str = "stft", n_fft: int = 256, hop_length: int = 64,
+                 front_end: FrontEnd = FrontEnd.stft, n_fft: int = 256, hop_length: int = 64,
                  frame_size: int = 80, n_src: int = 2, dropout: float = 0.0):
         super().__init__()
         if front_end not in FRONT_ENDS:
             raise ValueError(f"front_end={front_end!r} is not one of {list(FRONT_ENDS)}")
-        self.front_end, self.n_src = front_end, n_src
+        self.front_end, self.n_src = FrontEnd(front_end).value, n_src
         self.n_fft, self.hop_length, self.frame_size = n_fft, hop_length, frame_size
         n_in = n_fft // 2 + 1 if front_end == "stft" else frame_size
         self.lstm = nn.LSTM(n_in, units, num_layers=layers, batch_first=True,

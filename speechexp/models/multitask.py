@@ -44,7 +44,6 @@ class MultitaskSpeechModel(nn.Module):
         dropout: between layers and before the heads.
     """
 
-    task_family = "asr_emotion"
 
     def __init__(self, n_mels: int, vocab_size: int, num_emotions: int, conv_channels: int = 128,
                  stride: int = 2, units: int = 128, layers: int = 2, dropout: float = 0.1):
