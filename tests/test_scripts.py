@@ -1,0 +1,38 @@
+"""The CTC scripts run and report what they promise (speed itself is not asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run_script(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_compare_ctc_shows_equal_losses_for_every_reduction():
+    lines = run_script("scripts/compare_ctc.py").splitlines()
+    table = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("mean ", "sum "))}
+    for reduction in ("mean", "sum"):
+        custom, builtin = float(table[reduction][0]), float(table[reduction][1])
+        assert custom == pytest.approx(builtin, rel=1e-5), reduction
+    none_line = next(line for line in lines if line.startswith("none"))
+    assert float(none_line.split("=")[-1]) < 1e-4
+    assert any("mean_b(loss_b / L_b)" in line for line in lines)  # the normalisations are compared
+
+
+def test_bench_ctc_json_covers_the_issue_shapes():
+    report = json.loads(run_script("scripts/bench_ctc.py", "--reps", "1", "--no-memory", "--json"))
+    shapes = [(row["T"], row["N"], row["S"]) for row in report["rows"]]
+    assert shapes == [(100, 8, 20), (100, 64, 20), (500, 8, 20), (500, 64, 100), (1000, 8, 200), (1000, 64, 200)]
+    for row in report["rows"]:
+        assert row["builtin_ms"] > 0 and row["custom_ms"] > 0
+        assert row["ratio"] == pytest.approx(row["custom_ms"] / row["builtin_ms"], rel=1e-6)
+    assert report["classes"] == 30 and report["device"] == "cpu"
