@@ -37,6 +37,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         task.run_config = resolved_container(cfg)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
         trainer = build_trainer(cfg.trainer, build_loggers(cfg.logger), build_callbacks(cfg.callbacks))
+        for logger in trainer.loggers:  # wandb config / hparams.yaml: runs compare by their settings
+            logger.log_hyperparams(task.run_config)
         if cfg.train:
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
             metrics.update(stage_metrics(trainer, ("train", "val")))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
 
 from speechexp.errors import SpeechexpError
@@ -74,6 +75,8 @@ def test_separator_learns_exports_and_reevaluates(compose_train, tmp_path):
     assert results["best_checkpoint"].startswith(str(run_dir / "checkpoints" / "best-"))
     assert results["val/si_snr_best"] >= results["val/si_snr"] - 1e-6
     assert (run_dir / "config.yaml").is_file() and (run_dir / "csv" / "metrics.csv").is_file()
+    logged = yaml.safe_load((run_dir / "csv" / "hparams.yaml").read_text())  # loggers get the config
+    assert logged["model"]["units"] == 64 and logged["trainer"]["max_epochs"] == 15
 
     # the exported WAV is the separated source: high SI-SNR against the ground truth
     example = rows[0]["id"]
