@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from speechexp.config import CONF_DIR  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
 from speechexp.runtime import (
-    build_loggers, build_task, build_trainer, instantiate_checked, prepare_dataset,
+    build_task, build_trainer, instantiate_checked, instantiate_each, prepare_dataset,
     report_user_errors, run_dir_of, stage_metrics, write_results,
 )
 
@@ -50,7 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         datamodule = instantiate_checked(run_cfg.dataset.datamodule, dataset_dir=str(dataset_dir))
         task = build_task(run_cfg, datamodule, export_dir=str(run_dir))
         task.load_state_dict(checkpoint["state_dict"])
-        trainer = build_trainer(cfg.trainer, build_loggers(cfg.logger), callbacks=[])
+        trainer = build_trainer(cfg.trainer, instantiate_each(cfg.logger), callbacks=[])
         trainer.test(task, datamodule=datamodule)
         metrics.update(stage_metrics(trainer, ("test",)))
     except BaseException as exc:

@@ -64,18 +64,11 @@ def prepare_dataset(dataset_cfg: DictConfig, data_dir: str) -> Path:
     return preparer.prepare(data_dir)
 
 
-def build_loggers(logger_cfg: DictConfig | None) -> list:
-    """Instantiate each logger under ``logger_cfg`` (a dict of logger configs)."""
-    if not logger_cfg:
+def instantiate_each(group_cfg: DictConfig | None) -> list:
+    """Instantiate every node with a ``_target_`` under a dict-shaped group (loggers, callbacks)."""
+    if not group_cfg:
         return []
-    return [instantiate_checked(node) for node in logger_cfg.values() if node and "_target_" in node]
-
-
-def build_callbacks(callbacks_cfg: DictConfig | None) -> list:
-    """Instantiate each callback under ``callbacks_cfg`` (a dict of callback configs)."""
-    if not callbacks_cfg:
-        return []
-    return [instantiate_checked(node) for node in callbacks_cfg.values() if node and "_target_" in node]
+    return [instantiate_checked(node) for node in group_cfg.values() if node and "_target_" in node]
 
 
 def build_trainer(trainer_cfg: DictConfig, loggers: list, callbacks: list) -> pl.Trainer:

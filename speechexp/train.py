@@ -16,9 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from speechexp.config import CONF_DIR  # importing registers schemas and resolvers
 from speechexp.io import write_text_atomic
 from speechexp.runtime import (
-    build_callbacks, build_loggers, build_task, build_trainer, check_compatibility,
-    instantiate_checked, prepare_dataset, report_user_errors, resolved_container,
-    run_dir_of, stage_metrics, write_results,
+    build_task, build_trainer, check_compatibility, instantiate_checked, instantiate_each,
+    prepare_dataset, report_user_errors, resolved_container, run_dir_of, stage_metrics, write_results,
 )
 
 log = logging.getLogger("speechexp.train")
@@ -36,7 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         task = build_task(cfg, datamodule)
         task.run_config = resolved_container(cfg)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(task.run_config))
-        trainer = build_trainer(cfg.trainer, build_loggers(cfg.logger), build_callbacks(cfg.callbacks))
+        trainer = build_trainer(cfg.trainer, instantiate_each(cfg.logger), instantiate_each(cfg.callbacks))
         for logger in trainer.loggers:  # wandb config / hparams.yaml: runs compare by their settings
             logger.log_hyperparams(task.run_config)
         if cfg.train:
