@@ -99,7 +99,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     base_voices: list[str] | None = None
     variants: list[str] | None = None
     emotion_strength: float = 1.0
-    jitter: float = 1.0
+    jitter: float = 0.5
     speaker_spread: float = 1.0
     snr_db: float | None = 35.0
     prosody: dict[str, dict[str, float]] | None = None
