@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import soundfile as sf
 
 from speechexp.data.emotion_splits import split_groups
-from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
+from speechexp.data.preparer import METADATA_FILE, DatasetPreparer, plain
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic
 
@@ -170,15 +170,6 @@ def parse_emodb(stem: str) -> Parsed | None:
 
 
 # ---------------------------------------------------------------------------- indexing
-def _plain(value: Any) -> Any:
-    """OmegaConf containers (from Hydra) to plain lists/dicts; other values unchanged."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def find_audio(root: Path, extensions: tuple[str, ...] = (".wav",)) -> list[Path]:
     """All files under ``root`` (recursively) with one of ``extensions`` (any case), sorted.
 
@@ -226,9 +217,9 @@ class CorpusPreparer(DatasetPreparer):
     pattern: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        self.label_map = _plain(self.label_map)
-        self.val_speakers = _plain(self.val_speakers)
-        self.test_speakers = _plain(self.test_speakers)
+        self.label_map = plain(self.label_map)
+        self.val_speakers = plain(self.val_speakers)
+        self.test_speakers = plain(self.test_speakers)
         if self.root is not None:
             self.root = str(Path(str(self.root)).expanduser().resolve())
 
@@ -374,7 +365,7 @@ class RavdessPreparer(CorpusPreparer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.vocal_channels = list(_plain(self.vocal_channels))
+        self.vocal_channels = list(plain(self.vocal_channels))
 
     def parse(self, stem: str) -> Parsed | None:
         return parse_ravdess(stem)

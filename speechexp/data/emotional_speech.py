@@ -22,7 +22,7 @@ from scipy.signal import lfilter
 
 from speechexp.data import espeak
 from speechexp.data.emotion_splits import SPLITS, split_groups
-from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
+from speechexp.data.preparer import METADATA_FILE, DatasetPreparer, plain
 from speechexp.data.sentences import sentence_bank
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic, write_wav_atomic
@@ -51,17 +51,6 @@ METADATA_COLUMNS = [
     "variant", "gender", "sentence_id", "rate", "pitch", "pitch_range", "volume",
     "word_gap", "tilt",
 ]
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers (from Hydra) to plain lists/dicts; other values unchanged."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover
-        return value
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 def apply_tilt(audio: np.ndarray, tilt: float) -> np.ndarray:
@@ -106,10 +95,10 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.emotions = list(_plain(self.emotions))
-        self.base_voices = list(_plain(self.base_voices)) if self.base_voices is not None else None
-        self.variants = list(_plain(self.variants)) if self.variants is not None else None
-        self.prosody = _plain(self.prosody)
+        self.emotions = list(plain(self.emotions))
+        self.base_voices = list(plain(self.base_voices)) if self.base_voices is not None else None
+        self.variants = list(plain(self.variants)) if self.variants is not None else None
+        self.prosody = plain(self.prosody)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields plus the resolved voices and prosody targets, so that changing the

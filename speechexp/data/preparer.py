@@ -23,6 +23,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator
 
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.csv"
@@ -47,6 +49,16 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def plain(value: Any) -> Any:
+    """OmegaConf containers (fields set from Hydra configs) as plain lists/dicts; others unchanged.
+
+    Preparers call it on container fields so fingerprints and logic see plain Python data.
+    """
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
 class DatasetPreparer(ABC):
     """Base class for dataset preparers (subclasses are dataclasses).
 
@@ -67,9 +79,6 @@ class DatasetPreparer(ABC):
     def folder(self, data_dir: str | os.PathLike) -> Path:
         """Where this configuration's dataset lives under ``data_dir``."""
         return Path(data_dir) / f"{self.name}-{self.fingerprint()}"
-
-    def is_prepared(self, data_dir: str | os.PathLike) -> bool:
-        return (self.folder(data_dir) / METADATA_FILE).is_file()
 
     def prepare(self, data_dir: str | os.PathLike) -> Path:
         """Build the dataset folder unless it already exists; return its path.
