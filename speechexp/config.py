@@ -80,6 +80,9 @@ class TrainConfig:
     train: bool = True
     test: bool = True
     ckpt_path: Optional[str] = None
+    resume: bool = True
+    sweep_name: Optional[str] = None
+    threads: Optional[int] = None
 
 
 @dataclass

@@ -10,11 +10,11 @@ import hydra
 from omegaconf import DictConfig
 
 from speechexp.config import CONF_DIR  # importing registers schemas and resolvers
-from speechexp.runtime import prepare_dataset, report_user_errors
+from speechexp.runtime import entry_point, prepare_dataset
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
-@report_user_errors
+@entry_point
 def main(cfg: DictConfig) -> None:
     folder = prepare_dataset(cfg.dataset, cfg.paths.data_dir)
     print(folder, flush=True)

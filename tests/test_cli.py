@@ -36,8 +36,8 @@ def test_train_with_default_logger_writes_offline_wandb_and_results(tmp_path):
 
 def test_incompatible_loss_is_one_sentence_with_choices(tmp_path):
     result = run_cli("train", "loss=ctc_custom", f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data")
-    assert_one_line_error(result, "loss=ctc_custom cannot be used with task=separation",
-                          "choose one of loss=l1, loss=si_snr")
+    assert_one_line_error(result, "loss=ctc_custom cannot be used with experiment=separation (task=separation)",
+                          "use experiment=asr_emotion, or choose one of loss=l1, loss=si_snr")
     assert not (tmp_path / "data").exists()  # nothing was prepared or half-written
 
 
