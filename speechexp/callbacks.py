@@ -76,14 +76,13 @@ class NonFiniteLossGuard(pl.Callback):
 
     default_hint = "lower optimizer.lr or set trainer.gradient_clip_val"
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor) -> None:
+        # before backward: the optimizer never steps on it, so the weights stay finite
+        if not bool(torch.isfinite(loss.detach()).all()):
             hint = getattr(pl_module, "nonfinite_loss_hint", None) or self.default_hint
             raise SpeechexpError(
                 f"The training loss became {float(loss.detach()):g} at epoch {trainer.current_epoch}, "
-                f"step {trainer.global_step} (batch {batch_idx}); {hint}."
+                f"step {trainer.global_step}; {hint}."
             )
 
 

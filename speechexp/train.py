@@ -34,7 +34,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_compatibility(cfg)
     plan = plan_run(run_dir, run_config, resume=cfg.resume)
     if plan.action == "skip":
-        return {k: v for k, v in plan.previous_results.items() if isinstance(v, float)}
+        return {k: v for k, v in plan.previous_results.items() if "/" in k and isinstance(v, float)}
     if cfg.ckpt_path and plan.checkpoint is None:  # a checkpoint to test or fine-tune: check it first
         check_fits(load_checkpoint(cfg.ckpt_path), run_config, cfg.ckpt_path)
     start_from = plan.checkpoint or cfg.ckpt_path

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from speechexp.data.emotion_datamodule import BucketBatchSampler, EmotionSpeechDataModule
+from speechexp.data.emotion_datamodule import EmotionSpeechDataModule
 from speechexp.data.emotional_speech import EmotionalSpeechPreparer
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic
@@ -66,26 +66,6 @@ def test_batches_are_padded_with_correct_lengths(tmp_path):
     assert seen == 16
     assert sum(len(b["path"]) for b in dm.val_dataloader()) == 4
     assert sum(len(b["path"]) for b in dm.test_dataloader()) == 4
-
-
-def test_bucket_sampler_groups_lengths_and_reshuffles():
-    rng = np.random.default_rng(1)
-    lengths = list(rng.uniform(1, 10, size=400))
-    sampler = BucketBatchSampler(lengths, batch_size=8, shuffle=True, seed=0, pool_batches=10)
-    epoch0, epoch1 = list(sampler), list(sampler)
-    for batches in (epoch0, epoch1):
-        flat = sorted(i for b in batches for i in b)
-        assert flat == list(range(400)) and len(batches) == len(sampler) == 50
-    assert epoch0 != epoch1
-    spread = np.mean([np.ptp([lengths[i] for i in b]) for b in epoch0])
-    random_spread = np.mean([np.ptp(lengths[i: i + 8]) for i in range(0, 400, 8)])
-    assert spread < random_spread / 4
-    sampler.set_epoch(0)
-    assert list(sampler) == epoch0  # same seed and epoch, same order
-    fixed = list(BucketBatchSampler(lengths, batch_size=8, shuffle=False))
-    order = [i for b in fixed for i in b]
-    assert [lengths[i] for i in order] == sorted(lengths)
-    assert len(list(BucketBatchSampler(lengths[:20], 8, shuffle=False, drop_last=True))) == 2
 
 
 def test_bucketed_loader_batches_similar_lengths(tmp_path):

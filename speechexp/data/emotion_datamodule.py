@@ -1,4 +1,4 @@
-"""Emotional speech batches for multitask ASR + emotion: dataset, bucketing sampler, datamodule.
+"""Emotional speech batches for multitask ASR + emotion: dataset, collate and datamodule.
 
 The datamodule reads only ``metadata.csv`` (columns ``path, speaker, emotion, text,
 duration, split`` and optionally ``sample_rate``) and the audio it names; relative paths
@@ -17,19 +17,19 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from speechexp.data import metadata
 from speechexp.data.features import FeatureCache, LogMel, feature_params, load_audio
 from speechexp.data.preparer import METADATA_FILE
+from speechexp.data.samplers import BucketBatchSampler
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
 
@@ -40,7 +40,7 @@ REQUIRED_COLUMNS = ("path", "speaker", "emotion", "text", "duration", "split")
 EMOTION_ORDER = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised", "calm")
 
 
-def read_metadata(dataset_dir: str | os.PathLike) -> pd.DataFrame:
+def read_metadata_frame(dataset_dir: str | os.PathLike) -> pd.DataFrame:
     """``metadata.csv`` of ``dataset_dir`` as strings, with absolute paths; checks the columns."""
     rows = metadata.read_metadata(dataset_dir, required=REQUIRED_COLUMNS)
     frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else list(REQUIRED_COLUMNS), dtype=str)
@@ -101,62 +101,6 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of indices with similar lengths.
-
-    With ``shuffle``: each epoch shuffles all indices (seeded by ``seed`` and the epoch),
-    cuts them into pools of ``batch_size * pool_batches``, sorts each pool by length,
-    cuts pools into batches and shuffles the batch order. Without: batches of the
-    length-sorted indices, in order. ``set_epoch`` picks the epoch; otherwise each new
-    iteration advances it.
-    """
-
-    def __init__(self, lengths: Sequence[float], batch_size: int, shuffle: bool = True,
-                 seed: int = 0, pool_batches: int = 50, drop_last: bool = False) -> None:
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-        self.lengths = list(lengths)
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.pool_batches, self.drop_last = max(1, pool_batches), drop_last
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def _batches(self, order: list[int]) -> list[list[int]]:
-        batches = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        return batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        indices = list(range(len(self.lengths)))
-        if not self.shuffle:
-            yield from self._batches(sorted(indices, key=lambda i: (self.lengths[i], i)))
-            return
-        rng = random.Random(self.seed * 100003 + self.epoch)
-        self.epoch += 1
-        rng.shuffle(indices)
-        pool = self.batch_size * self.pool_batches
-        batches: list[list[int]] = []
-        for start in range(0, len(indices), pool):
-            chunk = sorted(indices[start: start + pool], key=lambda i: self.lengths[i])
-            batches.extend(self._batches(chunk))
-        rng.shuffle(batches)
-        yield from batches
-
-    def __len__(self) -> int:
-        n = len(self.lengths)
-        if not self.shuffle:
-            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
-        pool = self.batch_size * self.pool_batches
-        total = 0
-        for start in range(0, n, pool):
-            size = min(pool, n - start)
-            total += size // self.batch_size if self.drop_last else -(-size // self.batch_size)
-        return total
-
-
 class EmotionSpeechDataModule(pl.LightningDataModule):
     """Train/val/test loaders over a prepared emotional speech folder.
 
@@ -209,7 +153,7 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
             str(feature_cache), directory=cache_dir or self.dataset_dir / "feature_cache",
             params=feature_params(self.logmel),
         )
-        frame = read_metadata(self.dataset_dir)
+        frame = read_metadata_frame(self.dataset_dir)
         present = sorted(set(frame["emotion"]))
         if emotions is None:
             emotions = [e for e in EMOTION_ORDER if e in present] + [e for e in present if e not in EMOTION_ORDER]
@@ -262,8 +206,8 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         data = self.dataset(split)
         common = {"num_workers": self.num_workers, "collate_fn": collate,
                   "persistent_workers": self.num_workers > 0}
-        if self.bucket:
-            sampler = BucketBatchSampler(data.lengths(), self.batch_size, shuffle=shuffle,
+        if self.bucket:  # under DDP, Lightning hands the sampler its DistributedSampler (rank, replicas)
+            sampler = BucketBatchSampler(range(len(data)), self.batch_size, lengths=data.lengths(), shuffle=shuffle,
                                          seed=self.seed, pool_batches=self.bucket_pool)
             return DataLoader(data, batch_sampler=sampler, **common)
         generator = torch.Generator().manual_seed(self.seed)

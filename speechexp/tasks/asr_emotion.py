@@ -28,6 +28,8 @@ from speechexp.tasks.base import ConfiguredTask
 from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 
 STAGES = ("train", "val", "test")
+NONFINITE_LOSS_HINT = ("likely cause: CTC inputs shorter than their targets (after the model's time subsampling); "
+                       "set loss.zero_infinity=true, or use shorter targets or less subsampling (model.stride)")
 
 
 class AsrEmotionTask(ConfiguredTask):
@@ -62,6 +64,7 @@ class AsrEmotionTask(ConfiguredTask):
             }) for stage in STAGES
         })
         self.confusion = MulticlassConfusionMatrix(n_emotions)
+        self.nonfinite_loss_hint = NONFINITE_LOSS_HINT  # read by speechexp.callbacks.NonFiniteLossGuard
         self._predictions: list[dict] = []
         self._alignment_example: tuple | None = None
 
@@ -89,7 +92,7 @@ class AsrEmotionTask(ConfiguredTask):
             metrics["cer"].update(hypotheses, batch["text"])
             metrics["wer"].update(hypotheses, batch["text"])
         self.log_dict({f"{stage}/loss": loss, f"{stage}/ctc": ctc, f"{stage}/emotion_ce": emotion_ce},
-                      on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=size)
+                      on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=size, sync_dist=True)
         self.log(f"{stage}/loss_batch", loss, on_step=True, on_epoch=False, batch_size=size)
         self.log_dict({f"{stage}/{name}": metric for name, metric in metrics.items()},
                       on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=size)
@@ -120,14 +123,16 @@ class AsrEmotionTask(ConfiguredTask):
                                        out_lengths[:1].cpu(), batch["token_lengths"][:1].cpu(), batch["text"][0])
 
     def on_test_epoch_end(self) -> None:
-        if self.export_dir is None or not self._predictions:
+        if self.export_dir is None:
             return
-        suffix = f"_rank{self.global_rank}" if self.trainer.world_size > 1 else ""
-        write_csv_atomic(self.export_dir / f"test_predictions{suffix}.csv", self._predictions,
-                         list(self._predictions[0].keys()))
+        confusion = self.confusion.compute().cpu().numpy()  # synced across processes: every rank computes
+        predictions = self.gather_rows(self._predictions)
+        if not predictions:  # not rank 0, or nothing tested
+            return
+        predictions = sorted(predictions, key=lambda row: row["path"])
+        write_csv_atomic(self.export_dir / "test_predictions.csv", predictions, list(predictions[0].keys()))
         figures = self.export_dir / "figures"
-        plot_confusion_matrix(self.confusion.compute().cpu().numpy(), self.emotion_names,
-                              "Emotion confusion (test)", figures / "emotion_confusion.png")
+        plot_confusion_matrix(confusion, self.emotion_names, "Emotion confusion (test)", figures / "emotion_confusion.png")
         log_probs, tokens, lengths, token_lengths, text = self._alignment_example
         path, score = ctc_alignment(log_probs, tokens, lengths, token_lengths, blank=0)
         frames = int(lengths[0])

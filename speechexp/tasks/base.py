@@ -1,4 +1,5 @@
-"""What every task shares: optimizer/scheduler from config partials, config in checkpoints."""
+"""What every task shares: optimizer/scheduler from config partials, config in checkpoints,
+and gathering per-process export rows to rank 0 under DDP."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 
 
 class ConfiguredTask(pl.LightningModule):
@@ -34,3 +36,12 @@ class ConfiguredTask(pl.LightningModule):
         # NeMo-style: the checkpoint alone rebuilds dataset, model and task (speechexp-eval)
         if self.run_config is not None:
             checkpoint["speechexp_config"] = self.run_config
+
+    def gather_rows(self, rows: list) -> list | None:
+        """Every process's ``rows`` concatenated on rank 0 (``None`` elsewhere); the rows
+        themselves when not distributed. Exports are then written once, by rank 0."""
+        if self.trainer.world_size == 1 or not dist.is_available() or not dist.is_initialized():
+            return rows
+        gathered: list[list | None] = [None] * self.trainer.world_size if self.global_rank == 0 else []
+        dist.gather_object(rows, gathered if self.global_rank == 0 else None, dst=0)
+        return [row for part in gathered for row in part] if self.global_rank == 0 else None

@@ -68,7 +68,8 @@ class SeparationTask(ConfiguredTask):
             metrics["si_snr"].update(estimates.detach().float(), sources)
             metrics["si_snri"].update((est_snr - mix_snr).mean(dim=1))
         batch_size = mixture.shape[0]
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size,
+                 sync_dist=True)
         self.log(f"{stage}/loss_batch", loss, on_step=True, on_epoch=False, batch_size=batch_size)
         self.log(f"{stage}/si_snr_batch", est_snr.mean(), on_step=True, on_epoch=False, batch_size=batch_size)
         self.log_dict({f"{stage}/{name}": metric for name, metric in metrics.items()},
@@ -104,11 +105,14 @@ class SeparationTask(ConfiguredTask):
                                               estimates[i], sources[i]))
 
     def on_test_epoch_end(self) -> None:
-        if self.export_dir is None or not self._test_rows:
+        if self.export_dir is None:
             return
-        suffix = f"_rank{self.global_rank}" if self.trainer.world_size > 1 else ""
-        columns = list(self._test_rows[0].keys())
-        write_csv_atomic(self.export_dir / f"test_metrics{suffix}.csv", self._test_rows, columns)
+        rows, examples = self.gather_rows(self._test_rows), self.gather_rows(self._figure_examples)
+        if not rows:  # not rank 0, or nothing tested
+            return
+        rows = sorted({row["id"]: row for row in rows}.values(), key=lambda row: row["id"])  # DDP padding repeats
+        write_csv_atomic(self.export_dir / "test_metrics.csv", rows, list(rows[0].keys()))
+        self._figure_examples = sorted({e[0]: e for e in examples}.values(), key=lambda e: e[0])[: self.n_figures]
         figures = self.export_dir / "figures"
         if self._figure_examples:  # what the data looks like: mixture and sources of one example
             example_id, mixture, _, sources = self._figure_examples[0]

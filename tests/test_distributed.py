@@ -1,0 +1,72 @@
+"""Distributed (DDP) runs on CPU: ``trainer=ddp_sim`` spawns two gloo processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from tests.conftest import run_cli
+
+SMALL_CORPUS = ("dataset.preparer.num_speakers=30", "dataset.preparer.utterances_per_speaker=10",
+                "dataset.preparer.num_sentences=120")
+
+
+def results(run_dir) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def rows(path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def fast_dev_run_on_two_processes(tmp_path, *overrides: str):
+    run_dir = tmp_path / "run"
+    done = run_cli("train", "trainer=ddp_sim", "debug=fdr", f"hydra.run.dir={run_dir}",
+                   f"paths.data_dir={tmp_path / 'data'}", "trainer.enable_progress_bar=false", *overrides)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert results(run_dir)["status"] == "completed"
+    assert not list(run_dir.glob("*rank*"))
+    return run_dir
+
+
+def test_separation_fast_dev_run_on_two_processes_exports_once(tmp_path):
+    run_dir = fast_dev_run_on_two_processes(tmp_path, "dataset.preparer.n_examples=20")
+    exported = rows(run_dir / "test_metrics.csv")
+    assert [r["id"] for r in exported] == ["00018", "00019"]  # both ranks' examples, one file, once
+    assert sorted(p.name for p in (run_dir / "separated").glob("*.wav")) == [
+        "00018_source1.wav", "00018_source2.wav", "00019_source1.wav", "00019_source2.wav"]
+
+
+def test_asr_emotion_fast_dev_run_on_two_processes_exports_once(tmp_path):
+    run_dir = fast_dev_run_on_two_processes(tmp_path, "experiment=asr_emotion", *SMALL_CORPUS)
+    exported = rows(run_dir / "test_predictions.csv")
+    assert len(exported) == 2 * 16 == len({r["path"] for r in exported})  # one batch per rank, disjoint
+    assert (run_dir / "figures" / "emotion_confusion.png").stat().st_size > 5_000
+
+
+@pytest.mark.slow
+def test_asr_emotion_test_metrics_on_two_processes_equal_one_process(tmp_path):
+    """The same checkpoint tested by one process and by two (each rank a disjoint half of the
+    length-sorted test split, metrics synced) gives the same metrics and one export."""
+    data, train_dir = tmp_path / "data", tmp_path / "train"
+    common = (f"paths.data_dir={data}", "trainer.enable_progress_bar=false")
+    trained = run_cli("train", "experiment=asr_emotion", *SMALL_CORPUS, *common, f"hydra.run.dir={train_dir}",
+                      "trainer.max_epochs=1", "trainer.limit_train_batches=3", "test=false", "logger=csv")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    ckpt = train_dir / "checkpoints" / "last.ckpt"
+    metrics = {}
+    for trainer in ("default", "ddp_sim"):
+        out = tmp_path / trainer
+        done = run_cli("evaluate", f"ckpt_path={ckpt}", f"trainer={trainer}", f"hydra.run.dir={out}", *common)
+        assert done.returncode == 0, done.stderr[-3000:]
+        metrics[trainer] = results(out)
+        assert metrics[trainer]["status"] == "completed"
+    one, two = metrics["default"], metrics["ddp_sim"]
+    for key in ("test/cer", "test/wer", "test/accuracy", "test/uar", "test/loss", "test/ctc", "test/emotion_ce"):
+        assert two[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
+    single, double = rows(tmp_path / "default" / "test_predictions.csv"), rows(tmp_path / "ddp_sim" / "test_predictions.csv")
+    assert [r["path"] for r in double] == [r["path"] for r in single] and len(single) > 16
+    assert [r["hypothesis"] for r in double] == [r["hypothesis"] for r in single]

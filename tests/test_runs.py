@@ -1,0 +1,204 @@
+"""Run dirs as units of work: skip, resume after SIGKILL/SIGTERM, start afresh; checkpoints as
+data; non-finite losses; reproducibility; what a run dir records."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechexp.checkpoints import load_checkpoint
+from speechexp.errors import SpeechexpError
+from speechexp.rundir import SUPERSEDED_DIR
+from speechexp.train import train
+from tests.conftest import REPO, run_cli
+from tests.test_cli import assert_one_line_error
+
+TINY = ("dataset.preparer.n_examples=20", "trainer.enable_progress_bar=false")
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def epoch_rows(run_dir: Path) -> list[dict]:
+    """Rows of the CSV log that hold an epoch's training loss (one per trained epoch)."""
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        return [r for r in csv.DictReader(handle) if r.get("train/loss")]
+
+
+def test_rerun_skips_a_completed_run_and_other_configs_start_afresh(compose_train, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(compose_train(*TINY, "trainer.max_epochs=2", "logger=csv"))
+    stamp = (run_dir / "results.json").stat().st_mtime_ns
+    again = train(compose_train(*TINY, "trainer.max_epochs=2", "logger=csv", "trainer.enable_model_summary=false"))
+    assert again == pytest.approx(first)  # cosmetic change: the same unit of work, skipped
+    assert (run_dir / "results.json").stat().st_mtime_ns == stamp and not (run_dir / SUPERSEDED_DIR).exists()
+    train(compose_train(*TINY, "trainer.max_epochs=3", "logger=csv"))  # another config: old files kept aside
+    kept = list((run_dir / SUPERSEDED_DIR).glob("*/results.json"))
+    assert len(kept) == 1 and json.loads(kept[0].read_text())["val/si_snr"] == pytest.approx(first["val/si_snr"])
+    assert [int(r["epoch"]) for r in epoch_rows(run_dir)] == [0, 1, 2]
+    train(compose_train(*TINY, "trainer.max_epochs=3", "logger=csv", "resume=false"))
+    assert len(list((run_dir / SUPERSEDED_DIR).glob("*/results.json"))) == 2
+    assert results(run_dir)["status"] == "completed" and "resumed_from" not in results(run_dir)
+
+
+def start_training(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    env.pop("WANDB_API_KEY", None)
+    command = [sys.executable, "-m", "speechexp.train", f"hydra.run.dir={run_dir}", f"paths.data_dir={data}",
+               *TINY, "trainer.max_epochs=6", "logger=many", *extra]
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epoch_line(run_dir: Path, epoch: int, process: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        log = run_dir / "train.log"
+        if log.is_file() and f"epoch {epoch}/6 " in log.read_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no 'epoch {epoch}/6' line in time: {process.communicate()[1][-2000:]}")
+
+
+def assert_resumed_to_the_end(run_dir: Path, data: Path) -> dict:
+    done = run_cli("train", f"hydra.run.dir={run_dir}", f"paths.data_dir={data}", *TINY,
+                   "trainer.max_epochs=6", "logger=many")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Resuming from" in done.stdout
+    final = results(run_dir)
+    assert final["status"] == "completed" and final["resumed_from"].endswith(".ckpt")
+    epochs = [int(r["epoch"]) for r in epoch_rows(run_dir)]
+    assert epochs == list(range(6)), epochs  # every epoch logged once, none twice, none lost
+    steps = [int(r["step"]) for r in epoch_rows(run_dir)]
+    assert steps == sorted(steps) and torch.load(run_dir / "checkpoints" / "last.ckpt",
+                                                 weights_only=True)["global_step"] == 6
+    # one W&B run for the run dir: the resumed process logged into the same run id
+    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
+    offline = sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 2 and all(name.endswith(run_id) for name in offline), (offline, run_id)
+    return final
+
+
+def test_sigkill_then_the_same_command_resumes_from_last_ckpt(tmp_path):
+    run_dir, data = tmp_path / "run", tmp_path / "data"
+    process = start_training(run_dir, data)
+    wait_for_epoch_line(run_dir, 3, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "results.json").exists()  # killed without a word
+    assert_resumed_to_the_end(run_dir, data)
+
+
+def test_sigterm_saves_last_ckpt_records_interrupted_and_resumes(tmp_path):
+    run_dir, data = tmp_path / "run", tmp_path / "data"
+    process = start_training(run_dir, data)
+    wait_for_epoch_line(run_dir, 2, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "Interrupted: training stopped and saved checkpoints/last.ckpt" in stderr
+    assert results(run_dir)["status"] == "interrupted"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert_resumed_to_the_end(run_dir, data)
+
+
+def test_progress_bar_off_prints_one_line_per_epoch(tmp_path):
+    done = run_cli("train", f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={tmp_path / 'data'}", *TINY,
+                   "trainer.max_epochs=3", "logger=csv")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if " - epoch " in line]
+    assert len(lines) == 3, done.stdout
+    for epoch, line in enumerate(lines, start=1):
+        assert f"epoch {epoch}/3 step {epoch}" in line and "train/loss " in line and " items/s" in line
+        assert "val/si_snr " in line and "(best " in line and line.rstrip().endswith("items/s")
+
+
+def test_non_finite_ctc_loss_stops_with_the_step_and_the_cause(compose_train, tmp_path):
+    """Stride 8 leaves 12.5 frames/s, fewer than the characters spoken: CTC is infinite."""
+    cfg = compose_train("experiment=asr_emotion", "model.stride=8", "loss.zero_infinity=false", "logger=csv",
+                        "dataset.preparer.num_speakers=30", "dataset.preparer.utterances_per_speaker=10",
+                        "dataset.preparer.num_sentences=120", "trainer.enable_progress_bar=false")
+    with pytest.raises(SpeechexpError) as info:
+        train(cfg)
+    message = str(info.value)
+    assert message.startswith("The training loss became inf at epoch 0, step 0; ")
+    assert "CTC inputs shorter than their targets" in message and "loss.zero_infinity=true" in message
+    recorded = results(tmp_path / "run")
+    assert recorded["status"] == "failed" and recorded["error"] == message
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_refused_unrun(tmp_path):
+    marker, ckpt = tmp_path / "PWNED", tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "speechexp_config": {"task": {"name": "separation"}},
+                "payload": _RunsCode(marker)}, ckpt)
+    with pytest.raises(SpeechexpError, match="holds objects other than tensors and plain data"):
+        load_checkpoint(ckpt)
+    done = run_cli("evaluate", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert_one_line_error(done, "evil.ckpt holds objects other than tensors and plain data", "refused")
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_task_is_refused_by_name(compose_train, tmp_path):
+    train(compose_train("debug=limit", "trainer.max_epochs=1", *TINY, "logger=csv", run_name="sep"))
+    ckpt = tmp_path / "sep" / "checkpoints" / "last.ckpt"
+    cfg = compose_train("experiment=asr_emotion", "train=false", f"ckpt_path={ckpt}", run_name="asr")
+    with pytest.raises(SpeechexpError) as info:
+        train(cfg)
+    assert str(info.value).startswith(
+        f"Checkpoint {ckpt} was trained for task=separation model=LSTMSeparator, but this run is "
+        "task=asr_emotion model=MultitaskSpeechModel;")
+    missing = compose_train("train=false", f"ckpt_path={tmp_path / 'nope.ckpt'}", run_name="missing")
+    with pytest.raises(SpeechexpError, match=f"Checkpoint {tmp_path / 'nope.ckpt'} does not exist"):
+        train(missing)
+
+
+def test_eval_without_ckpt_path_and_a_model_of_another_task_are_one_sentence(tmp_path):
+    no_ckpt = run_cli("evaluate", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert_one_line_error(no_ckpt, "speechexp-eval needs a checkpoint: pass ckpt_path=PATH")
+    wrong_model = run_cli("train", "model=multitask", f"hydra.run.dir={tmp_path / 'run'}")
+    assert_one_line_error(wrong_model, "model=multitask cannot be used with experiment=separation (task=separation)",
+                          "use experiment=asr_emotion")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("experiment, overrides", [
+    ("separation", ("trainer.max_epochs=2", *TINY)),
+    ("asr_emotion", ("debug=limit", "trainer.max_epochs=2", "dataset.preparer.num_speakers=30",
+                     "dataset.preparer.utterances_per_speaker=10", "dataset.preparer.num_sentences=120")),
+])
+def test_deterministic_runs_repeat_their_metrics_exactly(experiment, overrides, compose_train, tmp_path):
+    runs = []
+    for name in ("first", "second"):
+        cfg = compose_train(f"experiment={experiment}", *overrides, "trainer.deterministic=true", "seed=3",
+                            "logger=csv", "trainer.enable_progress_bar=false", run_name=name)
+        train(cfg)
+        runs.append({k: v for k, v in results(tmp_path / name).items()
+                     if k.startswith(("train/", "val/", "test/")) and not k.endswith(("_s", "items_per_s"))})
+    assert runs[0] == runs[1] and len(runs[0]) >= 8
+
+
+def test_run_dir_records_command_versions_and_commit(compose_train, tmp_path):
+    train(compose_train("debug=fdr", *TINY, "logger=csv"))
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["packages"]["torch"].startswith("2.") and record["packages"]["speechexp"]
+    assert record["command"] and len(record["run_id"]) == 12
+    if (REPO / ".git").exists():
+        assert len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)
+    assert (tmp_path / "run" / "config.yaml").is_file()
