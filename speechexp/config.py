@@ -18,8 +18,14 @@ from omegaconf import MISSING, OmegaConf
 
 from speechexp.schema import dataset_schema, schema_for
 
-# conf/ sits beside the package (the project is installed in editable mode).
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+def _conf_dir() -> Path:
+    """The configs: inside the package when installed from a wheel, else ``conf/`` at the
+    top of the source tree (a checkout or an editable install), the one place they are edited."""
+    package = Path(__file__).resolve().parent
+    return package / "conf" if (package / "conf" / "train.yaml").is_file() else package.parent / "conf"
+
+
+CONF_DIR = str(_conf_dir())
 
 
 class Mode(str, Enum):

@@ -1,0 +1,1 @@
+"""Data room: dataset generation, corpus indexing, metadata, datasets and datamodules."""

@@ -1,0 +1,411 @@
+"""Index the standard emotional speech corpora (RAVDESS, CREMA-D, TESS, EmoDB) from disk.
+
+Emotion, speaker and transcript are decoded from the file names; the audio stays where
+it is (``metadata.csv`` holds absolute paths). Each corpus' emotion names are mapped to
+the experiment's label set through ``label_map`` (several names may map to one label;
+names mapped to null or missing from the map are dropped and counted in the log).
+Splits hold out speakers (or, with ``split_by: text``, sentences), seeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import soundfile as sf
+
+from speechexp.data.emotion_splits import split_groups
+from speechexp.data.preparer import METADATA_FILE, DatasetPreparer, plain
+from speechexp.errors import SpeechexpError
+from speechexp.io import write_csv_atomic, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+METADATA_COLUMNS = [
+    "path", "speaker", "emotion", "text", "duration", "split", "sample_rate", "corpus",
+    "corpus_emotion", "intensity", "gender", "text_id",
+]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a corpus file name says about its recording."""
+
+    speaker: str
+    corpus_emotion: str
+    text: str
+    text_id: str
+    intensity: str = ""
+    gender: str = ""
+    key: str = ""  # identity used to drop duplicate copies of one recording
+
+
+# ---------------------------------------------------------------------------- RAVDESS
+RAVDESS_EMOTIONS = {
+    "01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
+    "06": "fearful", "07": "disgust", "08": "surprised",
+}
+RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+RAVDESS_CHANNELS = {"01": "speech", "02": "song"}
+RAVDESS_INTENSITY = {"01": "normal", "02": "strong"}
+_RAVDESS_RE = re.compile(r"^(0[123])-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)$")
+
+
+def parse_ravdess(stem: str) -> Parsed | None:
+    """``MM-VV-EE-II-SS-RR-AA`` (e.g. ``03-01-05-02-01-01-12``), or None if it does not parse."""
+    m = _RAVDESS_RE.match(stem)
+    if not m:
+        return None
+    _modality, channel, emotion, intensity, statement, _rep, actor = m.groups()
+    if not 1 <= int(actor) <= 24:
+        return None
+    return Parsed(
+        speaker=f"ravdess_{actor}", corpus_emotion=RAVDESS_EMOTIONS[emotion],
+        text=RAVDESS_STATEMENTS[statement], text_id=f"{RAVDESS_CHANNELS[channel]}_{statement}",
+        intensity=RAVDESS_INTENSITY[intensity],
+        gender="male" if int(actor) % 2 else "female", key=stem[3:],  # ignore modality
+    )
+
+
+# ---------------------------------------------------------------------------- CREMA-D
+CREMA_D_SENTENCES = {
+    "IEO": "It's eleven o'clock", "TIE": "That is exactly what happened",
+    "IOM": "I'm on my way to the meeting", "IWW": "I wonder what this is about",
+    "TAI": "The airplane is almost full", "MTI": "Maybe tomorrow it will be cold",
+    "IWL": "I would like a new alarm clock", "ITH": "I think I have a doctor's appointment",
+    "DFA": "Don't forget a jacket", "ITS": "I think I've seen this before",
+    "TSI": "The surface is slick", "WSI": "We'll stop in a couple of minutes",
+}
+CREMA_D_EMOTIONS = {
+    "ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad",
+}
+CREMA_D_LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
+_CREMA_RE = re.compile(r"^(\d{4})_([A-Za-z]{3})_([A-Za-z]{3})_([A-Za-z]{2})$")
+
+
+def parse_crema_d(stem: str) -> Parsed | None:
+    """``AAAA_SSS_EEE_LL`` (e.g. ``1001_DFA_ANG_XX``), or None if it does not parse."""
+    m = _CREMA_RE.match(stem)
+    if not m:
+        return None
+    actor, sentence, emotion, level = m.group(1), *(g.upper() for g in m.groups()[1:])
+    if not (1001 <= int(actor) <= 1091) or sentence not in CREMA_D_SENTENCES:
+        return None
+    if emotion not in CREMA_D_EMOTIONS or level not in CREMA_D_LEVELS:
+        return None
+    return Parsed(
+        speaker=f"crema_d_{actor}", corpus_emotion=CREMA_D_EMOTIONS[emotion],
+        text=CREMA_D_SENTENCES[sentence], text_id=sentence, intensity=CREMA_D_LEVELS[level],
+        key=f"{actor}_{sentence}_{emotion}_{level}",
+    )
+
+
+# ---------------------------------------------------------------------------- TESS
+# Emotion suffixes seen in circulating copies, lowercased and with separators removed.
+TESS_EMOTIONS = {
+    "angry": "angry", "anger": "angry", "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "happy": "happy", "happiness": "happy",
+    "neutral": "neutral", "sad": "sad", "sadness": "sad", "ps": "pleasant_surprise",
+    "pleasantsurprise": "pleasant_surprise", "pleasantsurprised": "pleasant_surprise",
+    "surprise": "pleasant_surprise", "surprised": "pleasant_surprise",
+}
+_TESS_RE = re.compile(r"^(OAF|YAF)[_ ]+([A-Za-z']+)[_ ]+([A-Za-z_ ]+)$", re.IGNORECASE)
+
+
+def parse_tess(stem: str) -> Parsed | None:
+    """``{OAF|YAF}_{word}_{emotion}`` (e.g. ``OAF_back_Fear``), or None if it does not parse."""
+    m = _TESS_RE.match(stem.strip())
+    if not m:
+        return None
+    speaker, word, emotion = m.group(1).upper(), m.group(2).lower(), m.group(3)
+    emotion = TESS_EMOTIONS.get(re.sub(r"[_ ]", "", emotion.lower()))
+    if emotion is None:
+        return None
+    return Parsed(
+        speaker=f"tess_{speaker}", corpus_emotion=emotion, text=f"say the word {word}",
+        text_id=word, gender="female", key=f"{speaker}_{word}_{emotion}",
+    )
+
+
+# ---------------------------------------------------------------------------- EmoDB
+EMODB_SENTENCES = {
+    "a01": "Der Lappen liegt auf dem Eisschrank.",
+    "a02": "Das will sie am Mittwoch abgeben.",
+    "a04": "Heute abend könnte ich es ihm sagen.",
+    "a05": "Das schwarze Stück Papier befindet sich da oben neben dem Holzstück.",
+    "a07": "In sieben Stunden wird es soweit sein.",
+    "b01": "Was sind denn das für Tüten, die da unter dem Tisch stehen?",
+    "b02": "Sie haben es gerade hochgetragen und jetzt gehen sie wieder runter.",
+    "b03": "An den Wochenenden bin ich jetzt immer nach Hause gefahren und habe Agnes besucht.",
+    "b09": "Ich will das eben wegbringen und dann mit Karl was trinken gehen.",
+    "b10": "Die wird auf dem Platz sein, wo wir sie immer hinlegen.",
+}
+EMODB_EMOTIONS = {
+    "W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness",
+    "T": "sadness", "N": "neutral",
+}
+EMODB_GENDER = {
+    "03": "male", "08": "female", "09": "female", "10": "male", "11": "male", "12": "male",
+    "13": "female", "14": "female", "15": "male", "16": "female",
+}
+_EMODB_RE = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
+
+
+def parse_emodb(stem: str) -> Parsed | None:
+    """``SSTTTEV`` (e.g. ``03a01Fa``), or None if it does not parse."""
+    m = _EMODB_RE.match(stem)
+    if not m:
+        return None
+    speaker, text_id, emotion, _version = m.groups()
+    if text_id not in EMODB_SENTENCES or speaker not in EMODB_GENDER:
+        return None
+    return Parsed(
+        speaker=f"emodb_{speaker}", corpus_emotion=EMODB_EMOTIONS[emotion],
+        text=EMODB_SENTENCES[text_id], text_id=text_id, gender=EMODB_GENDER[speaker], key=stem,
+    )
+
+
+# ---------------------------------------------------------------------------- indexing
+def find_audio(root: Path, extensions: tuple[str, ...] = (".wav",)) -> list[Path]:
+    """All files under ``root`` (recursively) with one of ``extensions`` (any case), sorted.
+
+    Hidden files (e.g. macOS ``._name.wav`` resource forks) are ignored.
+    """
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if not name.startswith(".") and name.lower().endswith(extensions):
+                found.append(Path(dirpath) / name)
+    return sorted(found)
+
+
+def _matches(speaker: str, wanted: list[Any]) -> bool:
+    """True when ``speaker`` (e.g. 'ravdess_07') is named in ``wanted`` ('ravdess_07', '07' or 7)."""
+    raw = speaker.split("_")[-1]
+    for w in wanted:
+        w = str(w)
+        if w == speaker or w == raw or (w.isdigit() and raw.isdigit() and int(w) == int(raw)):
+            return True
+    return False
+
+
+@dataclass
+class CorpusPreparer(DatasetPreparer):
+    """Base for corpus indexers; subclasses set ``name``, ``pattern`` and :meth:`parse`.
+
+    Fields: ``root`` (the corpus folder; required), ``label_map`` (corpus emotion ->
+    label or null; None keeps corpus names), ``split_by`` ('speaker' or 'text'),
+    ``val_speakers``/``test_speakers`` (explicit held-out speakers, else fractions),
+    ``val_fraction``/``test_fraction`` and ``seed``.
+    """
+
+    root: str | None = None
+    label_map: dict[str, str | None] | None = None
+    split_by: str = "speaker"
+    val_speakers: list[Any] | None = None
+    test_speakers: list[Any] | None = None
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    seed: int = 0
+    name: ClassVar[str] = "corpus"
+    corpus: ClassVar[str] = "corpus"
+    pattern: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.label_map = plain(self.label_map)
+        self.val_speakers = plain(self.val_speakers)
+        self.test_speakers = plain(self.test_speakers)
+        if self.root is not None:
+            self.root = str(Path(str(self.root)).expanduser().resolve())
+
+    def parse(self, stem: str) -> Parsed | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def keep(self, parsed: Parsed) -> bool:
+        """Whether a parsed file belongs in the dataset (subclasses filter, e.g. song)."""
+        return True
+
+    def prepare(self, data_dir: str | os.PathLike) -> Path:
+        """Check ``root`` then index the corpus into ``data_dir`` (see DatasetPreparer)."""
+        if self.root is None:
+            raise SpeechexpError(
+                f"No {self.corpus} folder given; pass dataset.root=DIR pointing at your copy of {self.corpus}."
+            )
+        if not Path(self.root).is_dir():
+            raise SpeechexpError(
+                f"{self.corpus} folder {self.root} does not exist; pass dataset.root=DIR with the corpus folder."
+            )
+        if self.split_by not in ("speaker", "text"):
+            raise SpeechexpError(
+                f"dataset.preparer.split_by={self.split_by!r} is not supported; use 'speaker' or 'text'."
+            )
+        return super().prepare(data_dir)
+
+    def index(self) -> list[dict[str, Any]]:
+        """Rows (dicts with :data:`METADATA_COLUMNS`) for every usable file under ``root``."""
+        root = Path(self.root)
+        files = find_audio(root)
+        unparsed: list[Path] = []
+        unreadable: list[Path] = []
+        dropped: dict[str, int] = {}
+        duplicates = 0
+        seen: set[str] = set()
+        parsed_any = False
+        rows = []
+        for path in files:
+            parsed = self.parse(path.stem)
+            if parsed is None:
+                unparsed.append(path)
+                continue
+            parsed_any = True
+            if not self.keep(parsed):
+                continue
+            if parsed.key in seen:
+                duplicates += 1
+                continue
+            seen.add(parsed.key)
+            label = self._label(parsed.corpus_emotion)
+            if label is None:
+                dropped[parsed.corpus_emotion] = dropped.get(parsed.corpus_emotion, 0) + 1
+                continue
+            try:
+                info = sf.info(str(path))
+            except Exception:
+                unreadable.append(path)
+                continue
+            rows.append({
+                "path": str(path.resolve()), "speaker": parsed.speaker, "emotion": label,
+                "text": parsed.text, "duration": round(info.frames / info.samplerate, 4),
+                "split": "", "sample_rate": int(info.samplerate), "corpus": self.corpus,
+                "corpus_emotion": parsed.corpus_emotion, "intensity": parsed.intensity,
+                "gender": parsed.gender, "text_id": parsed.text_id,
+            })
+        if not parsed_any:
+            raise SpeechexpError(
+                f"Found no {self.corpus} audio in {root} ({len(files)} .wav files, none named like "
+                f"{self.pattern}); pass dataset.root=DIR pointing at the {self.corpus} folder."
+            )
+        if unparsed:
+            log.warning(
+                "Skipped %d file(s) under %s whose names do not match %s, e.g. %s",
+                len(unparsed), root, self.pattern, ", ".join(p.name for p in unparsed[:5]),
+            )
+        if unreadable:
+            log.warning(
+                "Skipped %d unreadable audio file(s), e.g. %s",
+                len(unreadable), ", ".join(str(p) for p in unreadable[:5]),
+            )
+        if duplicates:
+            log.info("Skipped %d duplicate copies of the same recording", duplicates)
+        if dropped:
+            log.info(
+                "Dropped %d file(s) whose emotion is not in label_map: %s",
+                sum(dropped.values()), ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())),
+            )
+        if not rows:
+            raise SpeechexpError(
+                f"No usable {self.corpus} files remain in {root} after applying label_map; "
+                "map some of the corpus emotions in dataset.preparer.label_map."
+            )
+        self._assign_splits(rows)
+        return rows
+
+    def _label(self, corpus_emotion: str) -> str | None:
+        if self.label_map is None:
+            return corpus_emotion
+        return self.label_map.get(corpus_emotion)
+
+    def _assign_splits(self, rows: list[dict[str, Any]]) -> None:
+        group_key = "speaker" if self.split_by == "speaker" else "text_id"
+        groups = sorted({r[group_key] for r in rows})
+        if self.split_by == "speaker" and (self.val_speakers or self.test_speakers):
+            val, test = self.val_speakers or [], self.test_speakers or []
+            assignment = {g: "test" if _matches(g, test) else "val" if _matches(g, val) else "train" for g in groups}
+            for wanted, name in ((val, "val"), (test, "test")):
+                missing = [w for w in wanted if not any(_matches(g, [w]) for g in groups)]
+                if missing:
+                    raise SpeechexpError(
+                        f"{name}_speakers {missing} are not speakers of the {self.corpus} copy in "
+                        f"{self.root}; use some of {groups[:10]}."
+                    )
+        else:
+            assignment = split_groups(groups, self.val_fraction, self.test_fraction, self.seed)
+        for r in rows:
+            r["split"] = assignment[r[group_key]]
+
+    def build(self, folder: Path) -> None:
+        """Index ``root`` and write ``metadata.csv`` and ``summary.json`` into ``folder``."""
+        rows = self.index()
+        summary: dict[str, Any] = {"corpus": self.corpus, "root": self.root}
+        for split in ("train", "val", "test"):
+            part = [r for r in rows if r["split"] == split]
+            summary[split] = {
+                "utterances": len(part), "speakers": sorted({r["speaker"] for r in part}),
+                "emotions": {e: sum(r["emotion"] == e for r in part) for e in sorted({r["emotion"] for r in rows})},
+            }
+        write_json_atomic(folder / "summary.json", summary)
+        write_csv_atomic(folder / METADATA_FILE, rows, METADATA_COLUMNS)
+        log.info("Indexed %d %s files: %s", len(rows), self.corpus,
+                 {s: summary[s]["utterances"] for s in ("train", "val", "test")})
+
+
+@dataclass
+class RavdessPreparer(CorpusPreparer):
+    """RAVDESS audio (``MM-VV-EE-II-SS-RR-AA.wav``); ``vocal_channels`` picks speech/song."""
+
+    vocal_channels: list[str] = field(default_factory=lambda: ["speech"])
+    name: ClassVar[str] = "ravdess"
+    corpus: ClassVar[str] = "RAVDESS"
+    pattern: ClassVar[str] = "MM-VV-EE-II-SS-RR-AA.wav (e.g. 03-01-05-01-02-01-12.wav)"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.vocal_channels = list(plain(self.vocal_channels))
+
+    def parse(self, stem: str) -> Parsed | None:
+        return parse_ravdess(stem)
+
+    def keep(self, parsed: Parsed) -> bool:
+        return parsed.text_id.split("_")[0] in self.vocal_channels
+
+
+@dataclass
+class CremaDPreparer(CorpusPreparer):
+    """CREMA-D audio (``AAAA_SSS_EEE_LL.wav``)."""
+
+    name: ClassVar[str] = "crema_d"
+    corpus: ClassVar[str] = "CREMA-D"
+    pattern: ClassVar[str] = "AAAA_SSS_EEE_LL.wav (e.g. 1001_DFA_ANG_XX.wav)"
+
+    def parse(self, stem: str) -> Parsed | None:
+        return parse_crema_d(stem)
+
+
+@dataclass
+class TessPreparer(CorpusPreparer):
+    """TESS audio (``{OAF|YAF}_{word}_{emotion}.wav``); two speakers, so split by word by default."""
+
+    split_by: str = "text"
+    name: ClassVar[str] = "tess"
+    corpus: ClassVar[str] = "TESS"
+    pattern: ClassVar[str] = "{OAF|YAF}_{word}_{emotion}.wav (e.g. OAF_back_angry.wav)"
+
+    def parse(self, stem: str) -> Parsed | None:
+        return parse_tess(stem)
+
+
+@dataclass
+class EmoDBPreparer(CorpusPreparer):
+    """Berlin EmoDB audio (``SSTTTEV.wav``, e.g. ``03a01Fa.wav``)."""
+
+    name: ClassVar[str] = "emodb"
+    corpus: ClassVar[str] = "EmoDB"
+    pattern: ClassVar[str] = "SSTTTEV.wav (e.g. 03a01Fa.wav)"
+
+    def parse(self, stem: str) -> Parsed | None:
+        return parse_emodb(stem)

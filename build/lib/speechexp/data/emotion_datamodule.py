@@ -1,0 +1,228 @@
+"""Emotional speech batches for multitask ASR + emotion: dataset, collate and datamodule.
+
+The datamodule reads only ``metadata.csv`` (columns ``path, speaker, emotion, text,
+duration, split`` and optionally ``sample_rate``) and the audio it names; relative paths
+are relative to the dataset folder. Batches are dicts::
+
+    features        (B, T, n_mels) float32, zero-padded
+    feature_lengths (B,) long
+    tokens          (B, S) long, padded with 0 (the CTC blank)
+    token_lengths   (B,) long
+    emotion         (B,) long, index into ``emotion_names``
+    text            list[str] (normalised transcripts)
+    path            list[str]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from speechexp.data import metadata
+from speechexp.data.features import FeatureCache, LogMel, feature_params, load_audio
+from speechexp.data.preparer import METADATA_FILE
+from speechexp.data.samplers import BucketBatchSampler
+from speechexp.data.text import CharTokenizer
+from speechexp.errors import SpeechexpError
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("path", "speaker", "emotion", "text", "duration", "split")
+# Canonical label order; emotions not listed here follow alphabetically.
+EMOTION_ORDER = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised", "calm")
+
+
+def read_metadata_frame(dataset_dir: str | os.PathLike) -> pd.DataFrame:
+    """``metadata.csv`` of ``dataset_dir`` as strings, with absolute paths; checks the columns."""
+    rows = metadata.read_metadata(dataset_dir, required=REQUIRED_COLUMNS)
+    frame = pd.DataFrame(rows, columns=list(rows[0]) if rows else list(REQUIRED_COLUMNS), dtype=str)
+    frame["path"] = [str(metadata.resolve_audio_path(dataset_dir, p)) for p in frame["path"]]
+    return frame
+
+
+class EmotionSpeechDataset(Dataset):
+    """Utterances of one split; item ``i`` is a dict of ``features (T, n_mels)``, ``tokens (S,)``,
+    ``emotion`` (int), ``text`` and ``path``."""
+
+    def __init__(self, rows: pd.DataFrame, logmel: LogMel, tokenizer: CharTokenizer,
+                 emotion_index: dict[str, int], cache: FeatureCache) -> None:
+        self.rows = rows.reset_index(drop=True)
+        self.logmel, self.tokenizer, self.cache = logmel, tokenizer, cache
+        self.emotion_index = emotion_index
+        has_rate = "sample_rate" in self.rows.columns
+        self.file_rates = [int(r) for r in self.rows["sample_rate"]] if has_rate else [logmel.sample_rate] * len(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lengths(self) -> list[float]:
+        """Durations in seconds ``(N,)`` (from metadata, no audio read) for bucketing."""
+        return [float(d) for d in self.rows["duration"]]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.rows.iloc[index]
+        path, rate = row["path"], self.file_rates[index]
+        features = self.cache.get(path, lambda: self.logmel(load_audio(path, rate, self.logmel.sample_rate)))
+        text = self.tokenizer.normalize(row["text"])
+        return {
+            "features": torch.from_numpy(np.asarray(features, dtype=np.float32)),
+            "tokens": torch.tensor(self.tokenizer.encode(text), dtype=torch.long),
+            "emotion": self.emotion_index[row["emotion"]],
+            "text": text,
+            "path": path,
+        }
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pad a list of dataset items into the batch dict described in the module docstring."""
+    feats = [it["features"] for it in items]
+    toks = [it["tokens"] for it in items]
+    feature_lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    token_lengths = torch.tensor([t.shape[0] for t in toks], dtype=torch.long)
+    n_mels = feats[0].shape[1]
+    features = torch.zeros(len(items), int(feature_lengths.max()), n_mels, dtype=torch.float32)
+    tokens = torch.zeros(len(items), max(1, int(token_lengths.max())), dtype=torch.long)
+    for i, (f, t) in enumerate(zip(feats, toks)):
+        features[i, : f.shape[0]] = f
+        tokens[i, : t.shape[0]] = t
+    return {
+        "features": features, "feature_lengths": feature_lengths,
+        "tokens": tokens, "token_lengths": token_lengths,
+        "emotion": torch.tensor([it["emotion"] for it in items], dtype=torch.long),
+        "text": [it["text"] for it in items], "path": [it["path"] for it in items],
+    }
+
+
+class EmotionSpeechDataModule(pl.LightningDataModule):
+    """Train/val/test loaders over a prepared emotional speech folder.
+
+    Args:
+        dataset_dir: folder holding ``metadata.csv`` (from a preparer).
+        batch_size, num_workers: DataLoader settings.
+        sample_rate: feature sample rate; audio at another rate (``sample_rate`` column)
+            is resampled.
+        n_mels, n_fft, hop_length, win_length, feature_backend ('librosa'|'torch'): log-mel settings.
+        feature_cache: 'memory', 'disk' (under ``cache_dir``, default
+            ``dataset_dir/feature_cache``) or 'none'.
+        emotions: label set and order; rows with other emotions are dropped. Default:
+            every emotion in metadata, canonical order (:data:`EMOTION_ORDER`).
+        vocabulary, umlauts: tokenizer settings (see :class:`CharTokenizer`).
+        bucket: length-bucketed batches (else plain shuffled batches); ``bucket_pool``
+            is the pool size in batches.
+        max_duration: drop utterances longer than this many seconds (None keeps all).
+        seed: seed of batch order.
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | os.PathLike,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        sample_rate: int = 16000,
+        n_mels: int = 80,
+        n_fft: int = 400,
+        hop_length: int = 160,
+        win_length: int | None = None,
+        feature_backend: str = "librosa",
+        feature_cache: str = "memory",
+        cache_dir: str | os.PathLike | None = None,
+        emotions: Sequence[str] | None = None,
+        vocabulary: str | None = None,
+        umlauts: str = "transliterate",
+        bucket: bool = True,
+        bucket_pool: int = 50,
+        max_duration: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.dataset_dir = Path(dataset_dir)
+        self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
+        self.bucket, self.bucket_pool = bool(bucket), int(bucket_pool)
+        self.logmel = LogMel(sample_rate=int(sample_rate), n_mels=int(n_mels), n_fft=int(n_fft),
+                             hop_length=int(hop_length), win_length=win_length, backend=str(feature_backend))
+        self.tokenizer = CharTokenizer(vocabulary=vocabulary, umlauts=str(umlauts))
+        self.cache = FeatureCache(
+            str(feature_cache), directory=cache_dir or self.dataset_dir / "feature_cache",
+            params=feature_params(self.logmel),
+        )
+        frame = read_metadata_frame(self.dataset_dir)
+        present = sorted(set(frame["emotion"]))
+        if emotions is None:
+            emotions = [e for e in EMOTION_ORDER if e in present] + [e for e in present if e not in EMOTION_ORDER]
+        self.emotion_names: list[str] = [str(e) for e in emotions]
+        if not self.emotion_names:
+            raise SpeechexpError(f"{self.dataset_dir / METADATA_FILE} has no rows; re-run speechexp-prepare.")
+        keep = frame["emotion"].isin(self.emotion_names)
+        if max_duration is not None:
+            keep &= frame["duration"].astype(float) <= float(max_duration)
+        if (~keep).any():
+            log.info("Dropping %d of %d utterances (emotion not in %s or too long)",
+                     int((~keep).sum()), len(frame), self.emotion_names)
+        self.metadata = frame[keep].reset_index(drop=True)
+        self._datasets: dict[str, EmotionSpeechDataset] = {}
+
+    # -- what a model needs to know
+    @property
+    def num_emotions(self) -> int:
+        return len(self.emotion_names)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    @property
+    def n_mels(self) -> int:
+        return self.logmel.n_mels
+
+    def model_kwargs(self) -> dict[str, int]:
+        """Sizes a model takes from the data: ``n_mels``, ``vocab_size``, ``num_emotions``."""
+        return {"n_mels": self.n_mels, "vocab_size": self.vocab_size, "num_emotions": self.num_emotions}
+
+    def task_kwargs(self) -> dict[str, Any]:
+        """What a task needs to decode and report: the tokenizer and the emotion names."""
+        return {"tokenizer": self.tokenizer, "emotion_names": list(self.emotion_names)}
+
+    def dataset(self, split: str) -> EmotionSpeechDataset:
+        """The dataset of ``split`` ('train', 'val' or 'test'), built once."""
+        if split not in self._datasets:
+            index = {e: i for i, e in enumerate(self.emotion_names)}
+            rows = self.metadata[self.metadata["split"] == split]
+            self._datasets[split] = EmotionSpeechDataset(rows, self.logmel, self.tokenizer, index, self.cache)
+        return self._datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val", "test"):
+            self.dataset(split)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        data = self.dataset(split)
+        common = {"num_workers": self.num_workers, "collate_fn": collate,
+                  "persistent_workers": self.num_workers > 0}
+        if self.bucket:  # under DDP, Lightning hands the sampler its DistributedSampler (rank, replicas)
+            sampler = BucketBatchSampler(range(len(data)), self.batch_size, lengths=data.lengths(), shuffle=shuffle,
+                                         seed=self.seed, pool_batches=self.bucket_pool)
+            return DataLoader(data, batch_sampler=sampler, **common)
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, generator=generator, **common)
+
+    def train_dataloader(self) -> DataLoader:
+        if len(self.dataset("train")) == 0:
+            raise SpeechexpError(
+                f"{self.dataset_dir / METADATA_FILE} has no train rows for emotions {self.emotion_names}; "
+                "re-run speechexp-prepare or change dataset.datamodule.emotions."
+            )
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

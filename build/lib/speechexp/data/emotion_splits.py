@@ -1,0 +1,35 @@
+"""Seeded group-disjoint train/val/test splits (groups are speakers or sentences)."""
+
+from __future__ import annotations
+
+import random
+from typing import Hashable, Iterable
+
+SPLITS = ("train", "val", "test")
+
+
+def split_groups(
+    groups: Iterable[Hashable], val_fraction: float, test_fraction: float, seed: int = 0
+) -> dict[Hashable, str]:
+    """Assign each distinct group to 'train', 'val' or 'test'; same seed, same answer.
+
+    Counts are ``round(fraction * n)``, at least one group for a positive fraction, and
+    train always keeps at least one group. Groups are sorted by ``str`` before shuffling,
+    so the result does not depend on input order.
+    """
+    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+        raise ValueError("val_fraction and test_fraction must be >= 0 and sum to less than 1")
+    unique = sorted(set(groups), key=str)
+    random.Random(seed).shuffle(unique)
+    n = len(unique)
+    n_test = max(1, round(test_fraction * n)) if test_fraction > 0 else 0
+    n_val = max(1, round(val_fraction * n)) if val_fraction > 0 else 0
+    while n_test + n_val >= n and (n_test or n_val):
+        if n_val >= n_test and n_val:
+            n_val -= 1
+        else:
+            n_test -= 1
+    out: dict[Hashable, str] = {}
+    for i, group in enumerate(unique):
+        out[group] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return out

@@ -1,0 +1,132 @@
+"""Prepared dataset folders: one folder per dataset configuration, written atomically.
+
+A preparer is a dataclass whose fields define the data. ``prepare(data_dir)`` returns
+``data_dir/<name>-<fingerprint>/`` holding ``metadata.csv`` (and whatever audio it
+names). The fingerprint hashes the fields, so the same config reuses the folder and a
+different config gets its own. The folder is built under a temporary name and renamed
+into place only when complete: an interrupted prepare leaves no half-built dataset, and
+the next run builds it again from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.csv"
+
+
+def lock_path(target: Path) -> Path:
+    """A lock file for ``target`` kept in the temp dir, so data folders stay clean."""
+    digest = hashlib.sha1(str(target.resolve()).encode("utf-8")).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "speechexp-locks"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{digest}.lock"
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) while inside."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def plain(value: Any) -> Any:
+    """OmegaConf containers (fields set from Hydra configs) as plain lists/dicts; others unchanged.
+
+    Preparers call it on container fields so fingerprints and logic see plain Python data.
+    """
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+class DatasetPreparer(ABC):
+    """Base class for dataset preparers (subclasses are dataclasses).
+
+    Subclasses set ``name`` and implement :meth:`build`.
+    """
+
+    name: str = "dataset"
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The parameters that define the data; hashed into the folder name."""
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+    def fingerprint(self) -> str:
+        """A short stable hash of :meth:`fingerprint_fields`."""
+        payload = json.dumps(self.fingerprint_fields(), sort_keys=True, default=str)
+        return hashlib.sha1(payload.encode("utf-8")).hexdigest()[:10]
+
+    def folder(self, data_dir: str | os.PathLike) -> Path:
+        """Where this configuration's dataset lives under ``data_dir``."""
+        return Path(data_dir) / f"{self.name}-{self.fingerprint()}"
+
+    def prepare(self, data_dir: str | os.PathLike) -> Path:
+        """Build the dataset folder unless it already exists; return its path.
+
+        Concurrent runs (a parallel sweep) wait on a lock file, so one builds and the
+        others reuse.
+        """
+        target = self.folder(data_dir)
+        if (target / METADATA_FILE).is_file():
+            log.info("Reusing prepared dataset %s", target)
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(lock_path(target)):
+            if (target / METADATA_FILE).is_file():  # another process built it meanwhile
+                log.info("Reusing prepared dataset %s", target)
+                return target
+            return self._build_atomically(target)
+
+    def _build_atomically(self, target: Path) -> Path:
+        self._remove_stale_builds(target)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        try:
+            self.build(staging)
+            (staging / "preparer.json").write_text(
+                json.dumps({"name": self.name, "class": type(self).__qualname__,
+                            "fields": self.fingerprint_fields()}, indent=2, default=str) + "\n"
+            )
+            if not (staging / METADATA_FILE).is_file():
+                raise RuntimeError(f"{type(self).__name__}.build wrote no {METADATA_FILE}")
+            if target.exists():  # an incomplete folder from an older layout: replace it
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        log.info("Prepared dataset %s", target)
+        return target
+
+    @staticmethod
+    def _remove_stale_builds(target: Path) -> None:
+        """Delete partial builds left by interrupted runs of the same configuration."""
+        for stale in target.parent.glob(f".{target.name}.*.partial"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    @abstractmethod
+    def build(self, folder: Path) -> None:
+        """Write the dataset into the empty ``folder``, ending with ``metadata.csv``.
+
+        Paths in ``metadata.csv`` are relative to ``folder`` for generated audio, or
+        absolute for audio that stays in an external corpus folder.
+        """

@@ -1,0 +1,69 @@
+"""Separation losses over ``[batch, n_src, time]``, optionally permutation-invariant.
+
+Each loss is a per-pair function ``(estimate [batch, time], reference [batch, time]) →
+[batch]`` wrapped in :class:`SeparationLoss`, which averages over sources and batch and,
+with ``pit=True``, first picks the best source permutation per example (torchmetrics).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchmetrics.functional.audio import (
+    permutation_invariant_training,
+    pit_permutate,
+    scale_invariant_signal_noise_ratio,
+)
+
+
+def l1_pairwise(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over time: ``[batch, time]`` × 2 → ``[batch]``."""
+    return (estimate - reference).abs().mean(dim=-1)
+
+
+def neg_si_snr_pairwise(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Negative SI-SNR in dB: ``[batch, time]`` × 2 → ``[batch]``."""
+    return -scale_invariant_signal_noise_ratio(estimate, reference)
+
+
+class SeparationLoss(nn.Module):
+    """Average of a pairwise loss over sources and batch.
+
+    Args:
+        pit: align estimates to references with the permutation of lowest loss first,
+            for datasets whose sources have no fixed order.
+    """
+
+    pairwise = staticmethod(l1_pairwise)
+
+    def __init__(self, pit: bool = False):
+        super().__init__()
+        self.pit = pit
+
+    def align(self, estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        """Reorder ``estimates [batch, n_src, time]`` to best match ``references``."""
+        if not self.pit:
+            return estimates
+        _, perm = permutation_invariant_training(
+            estimates, references, self.pairwise, mode="speaker-wise", eval_func="min")
+        return pit_permutate(estimates, perm)
+
+    def forward(self, estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+        """``[batch, n_src, time]`` × 2 → scalar loss (estimates aligned if ``pit``)."""
+        estimates = self.align(estimates, references)
+        per_source = torch.stack(
+            [self.pairwise(estimates[:, k], references[:, k]) for k in range(references.shape[1])],
+            dim=1)
+        return per_source.mean()
+
+
+class L1Loss(SeparationLoss):
+    """Mean absolute waveform error (the seed's loss)."""
+
+    pairwise = staticmethod(l1_pairwise)
+
+
+class NegSISNRLoss(SeparationLoss):
+    """Negative scale-invariant SNR in dB (higher SI-SNR, lower loss)."""
+
+    pairwise = staticmethod(neg_si_snr_pairwise)

@@ -1,0 +1,24 @@
+"""Prepare a dataset folder: ``speechexp-prepare dataset=NAME [dataset.root=DIR]``.
+
+Generates (or indexes) the dataset into ``paths.data_dir/<name>-<fingerprint>/`` and
+prints that folder; an existing folder for the same configuration is reused.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from speechexp.config import CONF_DIR  # importing registers schemas and resolvers
+from speechexp.runtime import entry_point, prepare_dataset
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
+@entry_point
+def main(cfg: DictConfig) -> None:
+    folder = prepare_dataset(cfg.dataset, cfg.paths.data_dir)
+    print(folder, flush=True)
+
+
+if __name__ == "__main__":
+    main()
