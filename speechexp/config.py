@@ -7,6 +7,7 @@ Importing this module registers everything; the entry points do so before compos
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from enum import Enum
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from speechexp.schema import dataset_schema, schema_for
 
@@ -139,6 +140,24 @@ def wandb_offline() -> bool:
     return not os.environ.get("WANDB_API_KEY")
 
 
+def sweep_job_dir(*, _root_: DictConfig) -> str:
+    """A multirun job's folder named after its swept parameters (``hydra.sweeper.params``),
+    e.g. ``model.units=32,optimizer.lr=0.0012``: a re-run of a search that samples the same
+    configuration finds its folder again (``hydra.sweep.subdir: ${sweep_job_dir:}``)."""
+    params = set((_root_.hydra.sweeper.get("params") or {}).keys())
+    chosen = [str(o) for o in _root_.hydra.overrides.task if str(o).split("=", 1)[0] in params]
+    name = ",".join(chosen).replace(os.sep, "_") or str(_root_.hydra.job.num)
+    return name if len(name) <= 120 else f"{name[:100]}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
+
+
+def optuna_direction(mode: str) -> str:
+    """The task's ``mode`` (max/min) as Optuna's direction (maximize/minimize)."""
+    return {"max": "maximize", "min": "minimize"}[str(getattr(mode, "value", mode))]
+
+
+RESOLVERS = {"wandb_offline": wandb_offline, "sweep_job_dir": sweep_job_dir, "optuna_direction": optuna_direction}
+
+
 def register_configs() -> None:
     """Register schemas and resolvers (idempotent)."""
     store = ConfigStore.instance()
@@ -158,8 +177,9 @@ def register_configs() -> None:
         store.store(group="schema/model", name=name, node=schema_for(target))
     for name, (preparer, datamodule) in DATASETS.items():
         store.store(group="schema/dataset", name=name, node=dataset_schema(name, preparer, datamodule))
-    if not OmegaConf.has_resolver("wandb_offline"):
-        OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
 
 
 register_configs()

@@ -9,6 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 PACKAGES = ("speechexp", "torch", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf",
             "numpy", "numba", "librosa", "soundfile", "wandb")
 
@@ -51,6 +53,7 @@ def describe_environment() -> dict:
         "cwd": str(Path.cwd()),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
         "packages": package_versions(),
         "git": git_state(Path(__file__).resolve().parent),
     }

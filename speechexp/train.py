@@ -31,15 +31,15 @@ log = logging.getLogger("speechexp.train")
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test with the best checkpoint; return the final metrics."""
     run_dir, run_config = run_dir_of(cfg), resolved_container(cfg)
-    check_compatibility(cfg)
     plan = plan_run(run_dir, run_config, resume=cfg.resume)
     if plan.action == "skip":
         return {k: v for k, v in plan.previous_results.items() if "/" in k and isinstance(v, float)}
-    if cfg.ckpt_path and plan.checkpoint is None:  # a checkpoint to test or fine-tune: check it first
-        check_fits(load_checkpoint(cfg.ckpt_path), run_config, cfg.ckpt_path)
     start_from = plan.checkpoint or cfg.ckpt_path
+    set_threads(cfg)
     with RunRecord(run_dir, run_config, plan.run_id, resumed_from=plan.checkpoint and str(plan.checkpoint)) as record:
-        set_threads(cfg)
+        check_compatibility(cfg)  # before anything is prepared; a failed sweep job is recorded too
+        if cfg.ckpt_path and plan.checkpoint is None:  # a checkpoint to test or fine-tune: check it first
+            check_fits(load_checkpoint(cfg.ckpt_path), run_config, cfg.ckpt_path)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
         dataset_dir = prepare_dataset(cfg.dataset, cfg.paths.data_dir)
         record.extra["dataset_dir"] = str(dataset_dir)

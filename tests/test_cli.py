@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
-import yaml
 import soundfile as sf
 
 from tests.conftest import run_cli
@@ -90,49 +88,3 @@ def test_plot_writes_spectrogram_figures_and_rejects_missing_paths(tmp_path):
 def test_eval_of_a_missing_checkpoint_is_one_sentence(tmp_path):
     result = run_cli("evaluate", f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}/eval")
     assert_one_line_error(result, "missing.ckpt does not exist", "ckpt_path")
-
-
-def test_sweep_over_units_and_lr_then_compare(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    result = run_cli("train", "-m", "model.units=4,16", "optimizer.lr=0.001", f"hydra.sweep.dir={sweep_dir}",
-                     f"paths.data_dir={tmp_path / 'data'}", "logger=csv", "dataset.preparer.n_examples=12",
-                     "trainer.max_epochs=1", "trainer.enable_progress_bar=false")
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted(p.parent.name for p in sweep_dir.glob("*/results.json"))
-    assert jobs == ["0", "1"]
-    table = run_cli("compare", str(sweep_dir), "--metric", "test/si_snr", "--plot", str(tmp_path / "sweep.png"),
-                    "--csv", str(tmp_path / "sweep.csv"))
-    assert table.returncode == 0, table.stderr
-    lines = table.stdout.strip().splitlines()
-    assert lines[0].split()[:2] == ["overrides", "test/si_snr"]
-    assert {"model.units=4", "model.units=16"} == {line.split()[0] for line in lines[1:]}
-    values = [float(line.split()[1]) for line in lines[1:]]
-    assert values == sorted(values, reverse=True)  # best first
-    assert (tmp_path / "sweep.png").stat().st_size > 5_000
-    assert len((tmp_path / "sweep.csv").read_text().strip().splitlines()) == 3
-
-
-def test_parallel_sweep_shares_one_prepared_dataset(tmp_path):
-    """Two joblib workers prepare the same new dataset at once: one builds, one reuses."""
-    sweep_dir, data = tmp_path / "sweep", tmp_path / "data"
-    result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2",
-                     f"hydra.sweep.dir={sweep_dir}", f"paths.data_dir={data}", "logger=csv", "debug=fdr",
-                     "dataset.preparer.n_examples=40")
-    assert result.returncode == 0, result.stderr[-3000:]
-    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep_dir.glob("*/results.json"))]
-    assert statuses == ["completed", "completed"]
-    folders = list(data.iterdir())
-    assert len(folders) == 1 and len((folders[0] / "metadata.csv").read_text().splitlines()) == 41
-
-
-def test_optuna_search_maximises_the_task_metric(tmp_path):
-    sweep_dir = tmp_path / "optuna"
-    result = run_cli("train", "hparams_search=separation_optuna", "hydra.sweeper.n_trials=2",
-                     f"hydra.sweep.dir={sweep_dir}", f"paths.data_dir={tmp_path / 'data'}", "logger=csv",
-                     "debug=fdr", "dataset.preparer.n_examples=12")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list(sweep_dir.glob("*/results.json"))) == 2
-    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert best["name"] == "optuna" and {"model.units", "optimizer.lr"} <= set(best["best_params"])
-    values = [json.loads(p.read_text())["val/si_snr"] for p in sweep_dir.glob("*/results.json")]
-    assert best["best_value"] == pytest.approx(max(values), abs=1e-4)

@@ -1,0 +1,251 @@
+"""Compare the jobs of one or more run / multirun folders: a table, figures and the best config.
+
+Every folder holding a ``results.json`` is a job (``.superseded/`` ones excepted). Its
+overrides come from ``.hydra/overrides.yaml``, its task's metric and direction from its
+``config.yaml`` (``task.monitor``, ``task.mode``). :func:`write_comparison` writes, into
+the first folder:
+
+- ``comparison.csv`` / ``comparison.md``: one row per job, best first by the metric (failed
+  jobs last, with their error); columns: the overrides that differ between jobs, every
+  final metric, status, error, wall time;
+- with repeated seeds, ``comparison_by_seed.csv`` / ``.md``: ``metric_mean``,
+  ``metric_std`` and ``n`` per configuration (the other overrides);
+- ``figures/sweep_heatmap.png`` for two swept parameters (e.g. units x learning rate),
+  ``figures/sweep_line.png`` for one (error bars with seeds), else a bar per configuration;
+- ``best.yaml``: the best configuration as overrides that ``speechexp-train`` accepts,
+  with a ready command line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean, stdev
+
+import yaml
+
+from speechexp.errors import SpeechexpError
+from speechexp.io import write_csv_atomic, write_text_atomic
+from speechexp.rundir import CONFIG_FILE, RESULTS_FILE, SUPERSEDED_DIR, is_cosmetic
+
+# overrides never shown as swept parameters nor repeated in the best configuration
+NOT_CONFIGURATION = ("hparams_search",)
+
+
+@dataclass
+class Job:
+    """One run dir: its overrides, results and the metric it is judged by."""
+
+    folder: Path
+    overrides: list[str]
+    results: dict
+    monitor: str = "val/loss"
+    mode: str = "min"
+    swept: dict[str, str] = field(default_factory=dict)  # the overrides that differ between jobs
+
+    @property
+    def status(self) -> str:
+        return str(self.results.get("status", "unknown"))
+
+    def score(self, metric: str) -> float | None:
+        """The metric's best epoch value when recorded (``<metric>_best``), else its final value."""
+        for key in (f"{metric}_best", metric):
+            value = self.results.get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                return float(value)
+        return None
+
+
+def _read_yaml(path: Path):
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def find_jobs(folders: list[str | Path]) -> list[Job]:
+    """Every job under ``folders`` (each a run dir or a multirun folder)."""
+    jobs = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise SpeechexpError(f"{folder} is not a folder; pass run or multirun folders (outputs/<task>/...).")
+        paths = sorted(p for p in folder.rglob(RESULTS_FILE) if SUPERSEDED_DIR not in p.relative_to(folder).parts)
+        if not paths:
+            raise SpeechexpError(f"No {RESULTS_FILE} under {folder}; pass a run or multirun folder.")
+        for path in paths:
+            try:
+                results = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise SpeechexpError(f"{path} is unreadable ({exc}); delete it or rerun that job.") from None
+            overrides = _read_yaml(path.parent / ".hydra" / "overrides.yaml") or []
+            task = (_read_yaml(path.parent / CONFIG_FILE) or {}).get("task") or {}
+            jobs.append(Job(path.parent, [str(o) for o in overrides], results,
+                            monitor=task.get("monitor", "val/loss"), mode=task.get("mode", "min")))
+    _mark_swept(jobs)
+    return jobs
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _mark_swept(jobs: list[Job]) -> None:
+    """Set each job's ``swept``: its values of the override keys that differ between jobs."""
+    def configuration(job: Job) -> dict[str, str]:
+        return {_key(o): o.split("=", 1)[1] if "=" in o else "" for o in job.overrides
+                if not is_cosmetic(_key(o)) and _key(o) not in NOT_CONFIGURATION}
+    configs = [configuration(job) for job in jobs]
+    keys = sorted({k for c in configs for k in c})
+    varying = [k for k in keys if len({c.get(k) for c in configs}) > 1]
+    for job, config in zip(jobs, configs):
+        job.swept = {k: config.get(k, "(default)") for k in varying}
+
+
+def ranked(jobs: list[Job], metric: str, mode: str) -> list[Job]:
+    """Best first by ``metric`` in direction ``mode``; jobs without a score last."""
+    sign = -1.0 if mode == "max" else 1.0
+    return sorted(jobs, key=lambda j: (j.score(metric) is None, sign * (j.score(metric) or 0.0), str(j.folder)))
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _order(values: list[str]) -> list[str]:
+    """Distinct values, numerically sorted when they are all numbers."""
+    distinct = sorted(set(values), key=str)
+    numbers = [_number(v) for v in distinct]
+    return [v for _, v in sorted(zip(numbers, distinct))] if None not in numbers else distinct
+
+
+@dataclass
+class Group:
+    """The jobs of one configuration (its seeds), with the metric's mean, std and count."""
+
+    config: dict[str, str]
+    jobs: list[Job]
+    values: list[float]
+
+    @property
+    def mean(self) -> float | None:
+        return mean(self.values) if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        return stdev(self.values) if len(self.values) > 1 else (0.0 if self.values else None)
+
+
+def by_configuration(jobs: list[Job], metric: str, mode: str) -> list[Group]:
+    """Jobs grouped by their swept overrides other than ``seed``, best mean first."""
+    groups: dict[tuple, Group] = {}
+    for job in jobs:
+        config = {k: v for k, v in job.swept.items() if k != "seed"}
+        group = groups.setdefault(tuple(sorted(config.items())), Group(config, [], []))
+        group.jobs.append(job)
+        if job.status == "completed" and job.score(metric) is not None:
+            group.values.append(job.score(metric))
+    sign = -1.0 if mode == "max" else 1.0
+    return sorted(groups.values(), key=lambda g: (g.mean is None, sign * (g.mean or 0.0)))
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def job_rows(jobs: list[Job], metric: str, root: Path) -> tuple[list[dict], list[str]]:
+    """Table rows (one per job) and their columns."""
+    metric_keys = sorted({k for job in jobs for k in job.results if "/" in k})
+    swept_keys = sorted({k for job in jobs for k in job.swept})
+    score = f"{metric} (best epoch)"
+    rows = []
+    for job in jobs:
+        name = str(job.folder.relative_to(root)) if job.folder.is_relative_to(root) else str(job.folder)
+        rows.append({"job": name, **job.swept, score: job.score(metric), **{k: job.results.get(k) for k in metric_keys},
+                     "status": job.status, "error": job.results.get("error", ""),
+                     "wall_seconds": job.results.get("wall_seconds")})
+    return rows, ["job", *swept_keys, score, *metric_keys, "status", "error", "wall_seconds"]
+
+
+def best_overrides(job: Job) -> list[str]:
+    """The job's overrides as ``speechexp-train`` accepts them alone (no Hydra or sweep presets)."""
+    return [o for o in job.overrides if not _key(o).startswith("hydra.") and _key(o) not in NOT_CONFIGURATION]
+
+
+@dataclass
+class Comparison:
+    """What :func:`write_comparison` wrote and found."""
+
+    jobs: list[Job]
+    metric: str
+    mode: str
+    groups: list[Group]
+    files: list[Path]
+    best: Job | None
+    best_command: str | None
+
+
+def write_comparison(folders: list[str | Path], metric: str | None = None, mode: str | None = None) -> Comparison:
+    """Compare the jobs under ``folders`` and write the table, figures and best config into
+    the first folder; ``metric``/``mode`` default to the jobs' task config."""
+    jobs = find_jobs(folders)
+    root = Path(folders[0])
+    metric, mode = metric or jobs[0].monitor, mode or jobs[0].mode
+    jobs = ranked(jobs, metric, mode)
+    rows, columns = job_rows(jobs, metric, root)
+    files = [write_csv_atomic(root / "comparison.csv", rows, columns)]
+    title = f"{len(jobs)} jobs, sorted by {metric} ({mode})"
+    files.append(write_text_atomic(root / "comparison.md", f"# Comparison: {title}\n\n" + markdown(rows, columns)))
+    groups = by_configuration(jobs, metric, mode)
+    seeds = any("seed" in j.swept for j in jobs)
+    if seeds:
+        agg_rows = [{**g.config, f"{metric}_mean": g.mean, f"{metric}_std": g.std, "n": len(g.values),
+                     "jobs": len(g.jobs)} for g in groups]
+        agg_columns = [*sorted({k for g in groups for k in g.config}), f"{metric}_mean", f"{metric}_std", "n", "jobs"]
+        files.append(write_csv_atomic(root / "comparison_by_seed.csv", agg_rows, agg_columns))
+        files.append(write_text_atomic(root / "comparison_by_seed.md",
+                                       f"# Mean ± std over seeds of {metric}\n\n" + markdown(agg_rows, agg_columns)))
+    files += _figures(groups, metric, root / "figures", seeds)
+    best_group = next((g for g in groups if g.values), None)
+    best, command = None, None
+    if best_group is not None:
+        best = ranked([j for j in best_group.jobs if j.status == "completed"], metric, mode)[0]
+        overrides = [o for o in best_overrides(best) if not (seeds and _key(o) == "seed")]
+        command = shlex.join(["speechexp-train", *overrides])
+        best_doc = {"metric": metric, "mode": mode, "value": best_group.mean, "std": best_group.std,
+                    "n": len(best_group.values), "job": str(best.folder), "overrides": overrides, "command": command}
+        files.append(write_text_atomic(root / "best.yaml", yaml.safe_dump(best_doc, sort_keys=False)))
+    return Comparison(jobs, metric, mode, groups, files, best, command)
+
+
+def _figures(groups: list[Group], metric: str, folder: Path, seeds: bool) -> list[Path]:
+    from speechexp.viz import sweep as plots  # noqa: PLC0415  (matplotlib is slow to import)
+
+    scored = [g for g in groups if g.values]
+    keys = sorted({k for g in groups for k in g.config})
+    if not scored or not keys:
+        return []
+    if len(keys) == 2:
+        rows, cols = (_order([g.config[k] for g in groups]) for k in keys)
+        table = {(g.config[keys[0]], g.config[keys[1]]): g.mean for g in scored}
+        return [plots.plot_heatmap(keys, rows, cols, table, metric, folder / "sweep_heatmap.png")]
+    if len(keys) == 1:
+        order = _order([g.config[keys[0]] for g in scored])
+        points = {g.config[keys[0]]: (g.mean, g.std if seeds else None) for g in scored}
+        return [plots.plot_line(keys[0], order, points, metric, folder / "sweep_line.png")]
+    labels = [" ".join(f"{k}={v}" for k, v in g.config.items()) for g in scored]
+    return [plots.plot_bars(labels, [g.mean for g in scored], [g.std for g in scored] if seeds else None,
+                            metric, folder / "sweep_bars.png")]
