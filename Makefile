@@ -10,7 +10,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test bench clean-venv
+.PHONY: install train test sweep bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests $(ARGS)
+
+# The separation units x lr grid (hparams_search=separation_grid) on two parallel workers;
+# the comparison (table, heatmap, best.yaml) is written into the sweep folder at the end.
+sweep: $(STAMP)
+	$(BIN)/speechexp-train hparams_search=separation_grid hydra/launcher=joblib hydra.launcher.n_jobs=2 \
+		trainer.enable_progress_bar=false $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_ctc.py

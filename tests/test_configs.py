@@ -138,3 +138,15 @@ def test_wandb_is_offline_unless_a_key_or_online_mode_is_set(env, offline, monke
     assert wandb_offline() is offline
     cfg = compose_config("train", ["logger=wandb"], tmp_path)
     assert cfg.logger.wandb.offline is offline
+
+
+def test_slurm_launcher_preset_composes_with_requeue_signal(tmp_path):
+    from hydra import compose, initialize_config_dir  # noqa: PLC0415
+    from hydra.core.global_hydra import GlobalHydra  # noqa: PLC0415
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.additional_parameters.signal == "USR1@120" and launcher.gpus_per_node == 1
