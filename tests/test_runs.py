@@ -98,11 +98,12 @@ def test_sigkill_then_the_same_command_resumes_from_last_ckpt(tmp_path):
     assert_resumed_to_the_end(run_dir, data)
 
 
-def test_sigterm_saves_last_ckpt_records_interrupted_and_resumes(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_last_ckpt_records_interrupted_and_resumes(stop, tmp_path):
     run_dir, data = tmp_path / "run", tmp_path / "data"
     process = start_training(run_dir, data)
     wait_for_epoch_line(run_dir, 2, process)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert "Interrupted: training stopped and saved checkpoints/last.ckpt" in stderr
