@@ -1,1 +1,0 @@
-"""Data room: dataset generation, corpus indexing, metadata, datasets and datamodules."""
