@@ -197,6 +197,12 @@ def _with_triton_fallback(auto: bool, run_triton, run_torch):
         return run_torch()
 
 
+# How the numba kernel uses threads: "auto" splits the batch over torch.get_num_threads()
+# Python threads when it holds enough lattice work (a small batch runs on the calling
+# thread); "serial" always uses the calling thread; "pool" always splits. Measured
+# inside training steps by scripts/bench_ctc_step.py (issue 9): no policy is measurably
+# faster there, the CTC being about 1% of a step.
+NUMBA_THREADING = "auto"
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -206,12 +212,14 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
-def _balanced_chunks(batch: _Batch, workers: int) -> list[np.ndarray]:
+def _balanced_chunks(batch: _Batch, workers: int, threshold: bool = True) -> list[np.ndarray]:
     """Split sample indices into <= ``workers`` lists of similar lattice work
     (longest first, each to the least loaded list)."""
     n_frames, n, n_classes = batch.log_probs.shape
     cost = batch.input_lengths.numpy() * (2 * batch.target_lengths.numpy() + 1 + n_classes)
-    workers = max(1, min(workers, n, int(cost.sum()) // 20_000 + 1))  # tiny batches: threads cost more
+    if threshold:  # tiny batches: threads cost more than they save
+        workers = min(workers, int(cost.sum()) // 20_000 + 1)
+    workers = max(1, min(workers, n))
     if workers == 1:
         return [np.arange(n, dtype=np.int64)]
     loads = np.zeros(workers)
@@ -232,7 +240,8 @@ def _forward_backward_numba(batch: _Batch, blank: int, want_grad: bool) -> tuple
     # exp(lp) vectorised by torch; the kernel subtracts the occupations in place
     grad = torch.exp(lp) if want_grad else torch.empty((1, 1, 1), dtype=lp.dtype)
     args = (lp.numpy(), np.ascontiguousarray(batch.targets.numpy()), batch.input_lengths.numpy(), batch.target_lengths.numpy())
-    chunks = _balanced_chunks(batch, torch.get_num_threads())
+    workers = 1 if NUMBA_THREADING == "serial" else torch.get_num_threads()
+    chunks = _balanced_chunks(batch, workers, threshold=NUMBA_THREADING != "pool")
 
     def run(order: np.ndarray) -> None:
         ctc_kernels.ctc_forward_backward(*args, int(blank), want_grad, order, loss, grad.numpy(), status)

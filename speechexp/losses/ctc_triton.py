@@ -133,6 +133,7 @@ def _ctc_forward_backward_kernel(
         accepting = live & ((s == size - 1) | (s == size - 2))
         bt = tl.where(accepting, 0.0, NEG_INF).to(a.dtype)
         scratch_row = scratch_ptr + b * 2 * BLOCK
+        tl.debug_barrier()  # the last alpha row is read back below, whichever lane wrote it
         for i in range(0, n_steps):
             t = n_frames - 1 - i
             if i > 0:
