@@ -27,7 +27,9 @@ all with the same model weights, batches and optimizer state at the start of a b
 and the median over block pairs of the step-time ratio (each implementation against
 the built-in, measured in neighbouring blocks).
 
-Usage: ``python scripts/bench_ctc_step.py [--pairs 10] [--steps 5] [--impls builtin,custom]``.
+After the table, a probe of the thread-contention hypothesis (see ``probe_after_parallel_op``).
+
+Usage: ``python scripts/bench_ctc_step.py [--pairs 10] [--steps 5] [--impls builtin,custom] [--probe-reps 100]``.
 Extra implementations for the threading study: ``custom-serial`` (the numba kernel on
 the calling thread only) and ``custom-pool`` (always the thread pool, whatever the size).
 """
@@ -125,6 +127,37 @@ def run_block(name: str, state: dict, batches: list[dict], steps: int) -> list[d
     return times
 
 
+def probe_after_parallel_op(impls: list[str], batch: dict, reps: int) -> dict[str, tuple[float, float]]:
+    """The thread-contention hypothesis in isolation: median ms of one CTC forward+backward
+    on the model's log-probs (a) after a pause (torch's OpenMP workers asleep) and (b) right
+    after a parallel torch op (a matmul on every thread, whose OpenMP workers then spin
+    for a while, as after the encoder's last op). Alternating, ``reps`` of each."""
+    torch.manual_seed(0)
+    model = MultitaskSpeechModel(n_mels=N_MELS, vocab_size=VOCAB, num_emotions=EMOTIONS).eval()
+    with torch.no_grad():
+        log_probs, out_lengths, _ = model(batch["features"], batch["lengths"])
+    big = torch.randn(768, 768)
+    out: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in impls}
+
+    def one(name: str) -> float:
+        leaf = log_probs.detach().requires_grad_(True)
+        start = time.perf_counter()
+        loss_fn(name)(leaf, batch["tokens"], out_lengths, batch["token_lengths"]).backward()
+        return (time.perf_counter() - start) * 1e3
+
+    for i in range(reps + 1):
+        for name in impls if i % 2 == 0 else impls[::-1]:
+            with Threading(name):
+                time.sleep(0.02)  # OpenMP workers go to sleep
+                quiet = one(name)
+                big @ big  # every torch thread busy; its workers spin after it
+                busy = one(name)
+            if i > 0:  # the first round warms up
+                out[name][0].append(quiet)
+                out[name][1].append(busy)
+    return {name: (statistics.median(q), statistics.median(b)) for name, (q, b) in out.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10, help="alternating block pairs per implementation")
@@ -133,6 +166,8 @@ def main() -> None:
     parser.add_argument("--impls", default="builtin,custom",
                         help="comma-separated: builtin, custom, custom-serial, custom-pool (first is the reference)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-reps", type=int, default=100,
+                        help="repetitions of the CTC-after-a-parallel-op probe (0: skip it)")
     args = parser.parse_args()
     impls = args.impls.split(",")
     unknown = [i for i in impls if i not in Threading.POLICY]
@@ -173,6 +208,13 @@ def main() -> None:
               + f" | {statistics.median(ratios):>10.3f} {spread:>11} | {cpu_ratio:>9.3f}")
     print(f"step ratio: median over the {args.pairs} block pairs of (block wall time / {ref} block wall time), "
           "with its min-max;\ncpu ratio: the same for the process's CPU time (all threads; spinning counts).")
+    if args.probe_reps > 0:
+        probe = probe_after_parallel_op(impls, batches[0], args.probe_reps)
+        print(f"\nCTC forward+backward alone on the model's log-probs (batch {args.batch}), median ms of "
+              f"{args.probe_reps}, alternating:")
+        print(f"{'implementation':>15} | {'after a pause':>13} {'after a matmul':>14} {'busy/pause':>10}")
+        for name, (quiet, busy) in probe.items():
+            print(f"{name:>15} | {quiet:>13.2f} {busy:>14.2f} {busy / quiet:>10.2f}")
 
 
 if __name__ == "__main__":
