@@ -1,5 +1,6 @@
-"""The GPU-facing scripts on a machine without a GPU: one clear sentence, and the
-training-step CTC benchmark runs (its numbers are not asserted)."""
+"""GPU-facing code without a GPU: the scripts say so in one sentence, the training-step
+CTC benchmark runs (its numbers are not asserted), and an automatically chosen Triton
+kernel that cannot run falls back to the torch path with one warning."""
 
 from __future__ import annotations
 
@@ -37,8 +38,25 @@ def test_gpu_check_without_a_gpu_says_so_and_how_to_check_the_plumbing(tmp_path)
 
 def test_bench_ctc_step_runs_and_prints_its_table():
     done = run(sys.executable, "scripts/bench_ctc_step.py", "--pairs", "1", "--steps", "1", "--batch", "2",
-               "--impls", "builtin,custom,custom-serial")
+               "--impls", "builtin,custom,custom-serial", "--probe-reps", "2")
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split("|")[0].strip(): line for line in done.stdout.splitlines() if "|" in line}
     assert {"builtin", "custom", "custom-serial"} <= set(rows)
-    assert "encoder bwd" in done.stdout and "step ratio" in done.stdout
+    assert "encoder bwd" in done.stdout and "step ratio" in done.stdout and "after a matmul" in done.stdout
+
+
+def test_automatic_triton_failure_warns_once_and_falls_back_to_torch(monkeypatch):
+    from speechexp.losses import ctc
+
+    monkeypatch.setattr(ctc, "_triton_failed", None)
+    monkeypatch.setattr(ctc, "_TRITON_INSTALLED", True)
+    assert ctc._default_backend(torch.device("cuda")) == "triton"
+
+    def broken():
+        raise RuntimeError("no compiler for this GPU")
+
+    with pytest.warns(RuntimeWarning, match="Triton kernel failed .*no compiler for this GPU"):
+        assert ctc._with_triton_fallback(True, broken, lambda: "torch path") == "torch path"
+    assert ctc._default_backend(torch.device("cuda")) == "torch"  # from now on
+    with pytest.raises(RuntimeError, match="no compiler"):  # asked for explicitly: the error itself
+        ctc._with_triton_fallback(False, broken, lambda: "torch path")
