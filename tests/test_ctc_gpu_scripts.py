@@ -38,10 +38,10 @@ def test_gpu_check_without_a_gpu_says_so_and_how_to_check_the_plumbing(tmp_path)
 
 def test_bench_ctc_step_runs_and_prints_its_table():
     done = run(sys.executable, "scripts/bench_ctc_step.py", "--pairs", "1", "--steps", "1", "--batch", "2",
-               "--impls", "builtin,custom,custom-serial", "--probe-reps", "2")
+               "--impls", "builtin,custom-serial", "--probe-reps", "1")
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split("|")[0].strip(): line for line in done.stdout.splitlines() if "|" in line}
-    assert {"builtin", "custom", "custom-serial"} <= set(rows)
+    assert {"builtin", "custom-serial"} <= set(rows)
     assert "encoder bwd" in done.stdout and "step ratio" in done.stdout and "after a matmul" in done.stdout
 
 
