@@ -20,7 +20,10 @@ Peak memory:
 * CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``,
   minus the memory allocated before.
 
-Usage: ``python scripts/bench_ctc.py [--device cpu|cuda] [--reps 7] [--json]``.
+On CUDA the custom loss runs its Triton kernel (the backend is printed; the torch path
+if triton is missing); the warm-up call compiles it, so compilation is not timed.
+
+Usage: ``python scripts/bench_ctc.py [--device cpu|cuda] [--reps 7] [--json] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from speechexp.losses import ctc as ctc_module
 from speechexp.losses.ctc import ctc_loss
 
 SHAPES = [(100, 8, 20), (100, 64, 20), (500, 8, 20), (500, 64, 100), (1000, 8, 200), (1000, 64, 200)]
@@ -137,6 +141,7 @@ def run(device: str, reps: int, memory: bool) -> dict:
     geo = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows))
     return {
         "device": device,
+        "backend": ctc_module._default_backend(torch.device(device)),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "classes": N_CLASSES,
@@ -150,7 +155,7 @@ def run(device: str, reps: int, memory: bool) -> dict:
 
 def print_table(result: dict) -> None:
     print(
-        f"CTC forward+backward, device={result['device']}, torch {result['torch']}, "
+        f"CTC forward+backward, device={result['device']} (custom backend: {result['backend']}), torch {result['torch']}, "
         f"threads={result['threads']}, C={result['classes']}, {result['dtype']}, best of >= {result['reps']}"
     )
     has_mem = "builtin_mib" in result["rows"][0]
@@ -173,14 +178,19 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7, help="timed repetitions per implementation and shape")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    parser.add_argument("--out", help="also write the result as JSON to this file")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error("--device cuda requested but CUDA is not available")
+        sys.exit("Error: --device cuda needs a CUDA GPU, but torch sees none "
+                 f"(torch {torch.__version__}); run with --device cpu or on a machine with a GPU.")
     result = run(args.device, args.reps, not args.no_memory)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print_table(result)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(result, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -7,14 +7,23 @@ gradient w.r.t. ``log_probs`` is the built-in's ``exp(log_probs) - gamma`` (gamm
 through ``log_softmax``), frames beyond an input length get a zero gradient, and
 samples with an infinite loss get NaN gradients unless ``zero_infinity``.
 
-On CPU the work is done by a numba kernel (``ctc_kernels``) that is faster than
-the built-in; elsewhere, or without numba, by vectorised torch code (``ctc_torch``).
+Backends, picked from the device unless ``backend=`` says otherwise:
+* ``'numba'`` (CPU): a numba kernel (``ctc_kernels``), faster than the built-in;
+* ``'triton'`` (CUDA): a Triton kernel (``ctc_triton``), one launch for the whole
+  forward-backward pass; with CPU tensors it runs in Triton's interpreter (tests);
+* ``'torch'`` (any device): vectorised torch code (``ctc_torch``) with a Python loop
+  over the frames; the fallback without numba (CPU) or triton (CUDA).
+
+Half-precision log-probs (float16/bfloat16, e.g. under ``precision=16-mixed``) are
+computed in float32 by :class:`CTCLoss` (the function itself asks for float32/64).
 
 Shapes: T frames, N batch, C classes (blank included), S padded target length.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +40,8 @@ except ImportError:  # pragma: no cover - exercised only without numba
     ctc_kernels = None
 
 REDUCTIONS = ("none", "mean", "sum")
-BACKENDS = ("numba", "torch")
+BACKENDS = ("numba", "torch", "triton")
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 Lengths = torch.Tensor | Sequence[int] | int
 
@@ -53,7 +63,8 @@ def _check_log_probs(log_probs: torch.Tensor) -> None:
     if log_probs.dim() not in (2, 3):
         raise ValueError(f"log_probs must have shape (T, N, C) or (T, C), got {tuple(log_probs.shape)}.")
     if log_probs.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"log_probs must be float32 or float64, got {log_probs.dtype}.")
+        hint = " (CTCLoss upcasts half precision; call .float() first)" if log_probs.dtype in HALF_DTYPES else ""
+        raise ValueError(f"log_probs must be float32 or float64, got {log_probs.dtype}{hint}.")
     if log_probs.shape[-1] < 1:
         raise ValueError("log_probs must have at least one class (the blank) in its last dimension.")
 
@@ -138,10 +149,64 @@ def _prepare(log_probs, targets, input_lengths, target_lengths, blank) -> _Batch
     return _Batch(lp, padded, il, tl, unbatched)
 
 
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+_triton_failed: str | None = None  # why an automatically chosen Triton kernel failed, if it did
+
+
+def _ctc_triton():
+    """The Triton module, imported on first use (importing triton takes a second)."""
+    from speechexp.losses import ctc_triton
+
+    return ctc_triton
+
+
 def _default_backend(device: torch.device) -> str:
-    return "numba" if device.type == "cpu" and ctc_kernels is not None else "torch"
+    if device.type == "cpu":
+        return "numba" if ctc_kernels is not None else "torch"
+    if device.type == "cuda" and _TRITON_INSTALLED and _triton_failed is None:
+        return "triton"
+    return "torch"
 
 
+def _check_backend(backend: str | None, device: torch.device) -> tuple[str, bool]:
+    """(backend to use, whether it was chosen automatically)."""
+    if backend is None:
+        return _default_backend(device), True
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}.")
+    if backend == "numba" and (ctc_kernels is None or device.type != "cpu"):
+        raise ValueError("backend 'numba' needs numba installed and log_probs on the CPU.")
+    if backend == "triton" and (not _TRITON_INSTALLED or device.type not in ("cuda", "cpu")):
+        raise ValueError("backend 'triton' needs the triton package and log_probs on CUDA (or the CPU, interpreted).")
+    return backend, False
+
+
+def _with_triton_fallback(auto: bool, run_triton, run_torch):
+    """Run the Triton kernel; if it was chosen automatically and cannot run here (no
+    compiler for this GPU, a driver problem), warn once and use the torch path from
+    then on. An explicitly requested backend='triton' raises instead."""
+    global _triton_failed
+    if not auto:
+        return run_triton()
+    try:
+        return run_triton()
+    except torch.cuda.OutOfMemoryError:
+        raise  # the torch path needs more memory, not less
+    except Exception as exc:  # noqa: BLE001 - any failure to compile/launch: fall back
+        _triton_failed = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"speechexp CTC: the Triton kernel failed ({_triton_failed}); using the slower torch "
+                      "path from now on. Pass backend='triton' to see the error.", RuntimeWarning, stacklevel=3)
+        return run_torch()
+
+
+# How the numba kernel uses threads: "auto" splits the batch over torch.get_num_threads()
+# Python threads when it holds enough lattice work (a small batch runs on the calling
+# thread); "serial" always uses the calling thread; "pool" always splits. Measured
+# inside multitask training steps by scripts/bench_ctc_step.py (issue 9): the CTC is
+# about 1% of a step, no policy is measurably faster, and right after a parallel torch
+# op (OpenMP workers still spinning) the custom loss slows down no more than the
+# built-in does (both about 1.1-1.2x), so "auto" stays the default.
+NUMBA_THREADING = "auto"
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 
 
@@ -151,12 +216,14 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
     return _POOLS[workers]
 
 
-def _balanced_chunks(batch: _Batch, workers: int) -> list[np.ndarray]:
+def _balanced_chunks(batch: _Batch, workers: int, threshold: bool = True) -> list[np.ndarray]:
     """Split sample indices into <= ``workers`` lists of similar lattice work
     (longest first, each to the least loaded list)."""
     n_frames, n, n_classes = batch.log_probs.shape
     cost = batch.input_lengths.numpy() * (2 * batch.target_lengths.numpy() + 1 + n_classes)
-    workers = max(1, min(workers, n, int(cost.sum()) // 20_000 + 1))  # tiny batches: threads cost more
+    if threshold:  # tiny batches: threads cost more than they save
+        workers = min(workers, int(cost.sum()) // 20_000 + 1)
+    workers = max(1, min(workers, n))
     if workers == 1:
         return [np.arange(n, dtype=np.int64)]
     loads = np.zeros(workers)
@@ -177,7 +244,8 @@ def _forward_backward_numba(batch: _Batch, blank: int, want_grad: bool) -> tuple
     # exp(lp) vectorised by torch; the kernel subtracts the occupations in place
     grad = torch.exp(lp) if want_grad else torch.empty((1, 1, 1), dtype=lp.dtype)
     args = (lp.numpy(), np.ascontiguousarray(batch.targets.numpy()), batch.input_lengths.numpy(), batch.target_lengths.numpy())
-    chunks = _balanced_chunks(batch, torch.get_num_threads())
+    workers = 1 if NUMBA_THREADING == "serial" else torch.get_num_threads()
+    chunks = _balanced_chunks(batch, workers, threshold=NUMBA_THREADING != "pool")
 
     def run(order: np.ndarray) -> None:
         ctc_kernels.ctc_forward_backward(*args, int(blank), want_grad, order, loss, grad.numpy(), status)
@@ -202,13 +270,18 @@ class _CTCFunction(torch.autograd.Function):
     """Per-sample CTC losses (N,) with the analytic alpha-beta gradient."""
 
     @staticmethod
-    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, backend):
+    def forward(ctx, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, backend, auto):
         batch = _Batch(log_probs, targets, input_lengths, target_lengths, unbatched=False)
         want_grad = ctx.needs_input_grad[0]
+        args = (log_probs.detach(), targets, input_lengths, target_lengths, blank, want_grad)
         if backend == "numba":
             loss, grad = _forward_backward_numba(batch, blank, want_grad)
+        elif backend == "triton":
+            loss, grad = _with_triton_fallback(
+                auto, lambda: _ctc_triton().ctc_forward_backward_triton(*args), lambda: ctc_forward_backward_torch(*args)
+            )
         else:
-            loss, grad = ctc_forward_backward_torch(log_probs.detach(), targets, input_lengths, target_lengths, blank, want_grad)
+            loss, grad = ctc_forward_backward_torch(*args)
         if zero_infinity:
             infinite = torch.isinf(loss)
             loss = loss.masked_fill(infinite, 0.0)
@@ -220,7 +293,7 @@ class _CTCFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):
         (grad,) = ctx.saved_tensors
-        return grad * grad_loss.to(grad.dtype)[None, :, None], None, None, None, None, None, None
+        return grad * grad_loss.to(grad.dtype)[None, :, None], None, None, None, None, None, None, None
 
 
 def ctc_loss(
@@ -249,7 +322,9 @@ def ctc_loss(
             to 1), then averaged over the batch.
         zero_infinity: replace infinite losses (no alignment fits) and their
             gradients by zero.
-        backend: ``'numba'`` (CPU only) or ``'torch'``; default picks numba on CPU.
+        backend: ``'numba'`` (CPU only), ``'triton'`` (CUDA; CPU tensors run in
+            Triton's interpreter) or ``'torch'``; default: numba on CPU, triton on CUDA
+            (each falling back to torch when its package is missing).
 
     Raises:
         ValueError: naming the offending argument when the inputs are invalid.
@@ -257,13 +332,10 @@ def ctc_loss(
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}.")
     batch = _prepare(log_probs, targets, input_lengths, target_lengths, blank)
-    backend = backend or _default_backend(batch.log_probs.device)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}.")
-    if backend == "numba" and (ctc_kernels is None or batch.log_probs.device.type != "cpu"):
-        raise ValueError("backend 'numba' needs numba installed and log_probs on the CPU.")
+    backend, auto = _check_backend(backend, batch.log_probs.device)
     losses = _CTCFunction.apply(
-        batch.log_probs, batch.targets, batch.input_lengths, batch.target_lengths, int(blank), bool(zero_infinity), backend
+        batch.log_probs, batch.targets, batch.input_lengths, batch.target_lengths, int(blank), bool(zero_infinity),
+        backend, auto,
     )
     if reduction == "sum":
         return losses.sum()
@@ -277,6 +349,8 @@ class CTCLoss(nn.Module):
 
     ``forward(log_probs (T, N, C), targets (N, S) or (sum L,), input_lengths (N,),
     target_lengths (N,))`` returns the reduced loss (``(N,)`` for ``'none'``).
+    float16/bfloat16 log-probs (mixed precision) are upcast to float32, so the loss is
+    never computed in half precision; its gradient flows back in their dtype.
     """
 
     def __init__(self, blank: int = 0, reduction: str = "mean", zero_infinity: bool = False) -> None:
@@ -288,6 +362,8 @@ class CTCLoss(nn.Module):
         self.zero_infinity = zero_infinity
 
     def forward(self, log_probs, targets, input_lengths, target_lengths) -> torch.Tensor:
+        if isinstance(log_probs, torch.Tensor) and log_probs.dtype in HALF_DTYPES:
+            log_probs = log_probs.float()
         return ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction, self.zero_infinity)
 
     def extra_repr(self) -> str:
@@ -300,10 +376,15 @@ def ctc_alignment(
     input_lengths: Lengths,
     target_lengths: Lengths,
     blank: int = 0,
+    *,
+    backend: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Viterbi (max-product) CTC alignment.
 
-    Args: as :func:`ctc_loss` (``(T, N, C)`` or unbatched ``(T, C)``).
+    Args: as :func:`ctc_loss` (``(T, N, C)`` or unbatched ``(T, C)``); ``backend``:
+        ``'triton'`` (default on CUDA: one batched kernel launch) or ``'torch'``
+        (default elsewhere; ``'numba'`` means ``'torch'`` here). Both give the same
+        path and score.
 
     Returns:
         path: ``(N, T)`` int64 class id emitted at each frame (blank or a label)
@@ -315,8 +396,15 @@ def ctc_alignment(
             log-likelihood ``-ctc_loss(..., reduction='none')``.
     """
     batch = _prepare(log_probs, targets, input_lengths, target_lengths, blank)
+    backend, auto = _check_backend(backend, batch.log_probs.device)
+    args = (batch.log_probs.detach(), batch.targets, batch.input_lengths, batch.target_lengths, int(blank))
     with torch.no_grad():
-        path, score = ctc_viterbi_torch(batch.log_probs, batch.targets, batch.input_lengths, batch.target_lengths, int(blank))
+        if backend == "triton":
+            path, score = _with_triton_fallback(
+                auto, lambda: _ctc_triton().ctc_viterbi_triton(*args), lambda: ctc_viterbi_torch(*args)
+            )
+        else:
+            path, score = ctc_viterbi_torch(*args)
     if batch.unbatched:
         return path[0], score[0]
     return path, score

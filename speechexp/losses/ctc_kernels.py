@@ -98,9 +98,9 @@ def _compact_classes(ext, n_classes):
     """The K distinct classes of l' (blank included) and each state's index among them.
 
     Only these classes can be emitted, so only their exps are ever needed."""
-    where = np.full(n_classes, -1, np.int64)
-    used = np.empty(ext.shape[0], np.int64)
-    cid = np.empty(ext.shape[0], np.int64)
+    where = np.full(n_classes, -1, np.int64)  # class -> its compact index k, -1 if unused
+    used = np.empty(ext.shape[0], np.int64)  # compact index k -> class (first K entries)
+    cid = np.empty(ext.shape[0], np.int64)  # "compact id": state s -> k of its class ext[s]
     k = 0
     for s in range(ext.shape[0]):
         c = ext[s]
@@ -114,7 +114,8 @@ def _compact_classes(ext, n_classes):
 
 @nb.njit(cache=True, nogil=True)
 def _emissions(lp, b, n_frames, used, ep, shift, cum_lse):
-    """ep[t, k] = exp(lp[t, b, used[k]] - shift[t]), shift[t] = max_k of those lp.
+    """ep ("emission probabilities", (T_b, K)): ep[t, k] = exp(lp[t, b, used[k]] - shift[t]),
+    shift[t] = max_k of those lp, so each frame's largest emission is 1.
 
     cum_lse[t] = sum over the first t frames of log(sum_k exp(lp[t, b, used[k]])):
     any path's emissions are bounded by it, which the flush bounds rely on.
@@ -201,10 +202,11 @@ def _beta_grad_pass(lp, b, n_frames, ext, cid, skip, ep, shift, cum_lse, alpha, 
     """
     size = ext.shape[0]
     n_classes = lp.shape[2]
-    cur = np.zeros(size)
-    nxt = np.zeros(size)
-    q = np.zeros(size + 2)
-    occ = np.zeros(n_classes)
+    cur = np.zeros(size)  # beta_t (scaled), the row being computed
+    nxt = np.zeros(size)  # beta_{t+1} (scaled), the row computed last
+    q = np.zeros(size + 2)  # q[s] = beta_{t+1}(s) * emission of state s at t+1 (the part of
+    #                         nxt that feeds cur); two spare slots for the s+1, s+2 reads
+    occ = np.zeros(n_classes)  # occupation of each class at frame t (gradient row scratch)
     log_scale = 0.0
     err = _NEG_INF
     cur[size - 1] = 1.0
@@ -215,7 +217,7 @@ def _beta_grad_pass(lp, b, n_frames, ext, cid, skip, ep, shift, cum_lse, alpha, 
         if t < n_frames - 1:
             cur, nxt = nxt, cur
             # q[s] = beta_{t+1}(s) * emission at t+1; cur(s) sums s, s+1 and the skip
-            lo1, hi1 = _window(t + 1, n_frames, size)
+            lo1, hi1 = _window(t + 1, n_frames, size)  # lo1/hi1: frame t+1's window of states
             for s in range(lo1, hi1):
                 q[s] = nxt[s] * ep[t + 1, cid[s]]
             drops = 0

@@ -3,6 +3,10 @@
 Each loss is a per-pair function ``(estimate [batch, time], reference [batch, time]) →
 [batch]`` wrapped in :class:`SeparationLoss`, which averages over sources and batch and,
 with ``pit=True``, first picks the best source permutation per example (torchmetrics).
+
+Losses are computed in float32 whatever the inputs' dtype, with autocast off: under
+``precision=16-mixed`` the model's output may be float16, whose energy sums overflow
+(65504) and whose 11-bit mantissa cannot resolve a 40 dB SI-SNR; bfloat16 is coarser still.
 """
 
 from __future__ import annotations
@@ -44,17 +48,20 @@ class SeparationLoss(nn.Module):
         """Reorder ``estimates [batch, n_src, time]`` to best match ``references``."""
         if not self.pit:
             return estimates
-        _, perm = permutation_invariant_training(
-            estimates, references, self.pairwise, mode="speaker-wise", eval_func="min")
+        with torch.autocast(device_type=estimates.device.type, enabled=False):  # choose in float32
+            _, perm = permutation_invariant_training(
+                estimates.float(), references.float(), self.pairwise, mode="speaker-wise", eval_func="min")
         return pit_permutate(estimates, perm)
 
     def forward(self, estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-        """``[batch, n_src, time]`` × 2 → scalar loss (estimates aligned if ``pit``)."""
-        estimates = self.align(estimates, references)
-        per_source = torch.stack(
-            [self.pairwise(estimates[:, k], references[:, k]) for k in range(references.shape[1])],
-            dim=1)
-        return per_source.mean()
+        """``[batch, n_src, time]`` × 2 → scalar float32 loss (estimates aligned if ``pit``)."""
+        with torch.autocast(device_type=estimates.device.type, enabled=False):
+            estimates, references = estimates.float(), references.float()
+            estimates = self.align(estimates, references)
+            per_source = torch.stack(
+                [self.pairwise(estimates[:, k], references[:, k]) for k in range(references.shape[1])],
+                dim=1)
+            return per_source.mean()
 
 
 class L1Loss(SeparationLoss):
