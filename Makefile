@@ -10,7 +10,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test sweep bench clean-venv
+.PHONY: install train test sweep bench gpu-check clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ sweep: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_ctc.py
+
+# Every GPU path in one table (CTC on CUDA, trainer=gpu/ddp runs, eval on CPU); needs a GPU.
+gpu-check: $(STAMP)
+	bash scripts/gpu_check.sh $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

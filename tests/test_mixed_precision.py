@@ -75,31 +75,9 @@ def test_separation_losses_compute_in_float32(loss_cls, dtype):
         assert loss.item() == pytest.approx(exact.item(), rel=0.1, abs=2e-3)
 
 
-def lstm_runs_under_cpu_bf16_autocast() -> bool:
-    """oneDNN has no bf16 LSTM on CPUs without AVX512-BF16 (this 2-core machine: AVX2):
-    ``nn.LSTM`` under CPU bf16 autocast raises "could not create a primitive descriptor"."""
-    lstm = torch.nn.LSTM(4, 4, batch_first=True)
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            lstm(torch.randn(1, 3, 4))
-        return True
-    except RuntimeError:
-        return False
-
-
-def test_separator_trains_with_bf16_mixed_on_cpu(compose_train, monkeypatch):
-    """A few bf16-mixed steps: every logged loss finite. Where the CPU cannot run a bf16
-    LSTM (see above) the LSTM alone runs in float32 (autocast off), as the models should
-    do themselves on such CPUs; everything else (linear head, masks, STFT, losses) runs
-    under bf16 autocast."""
-    if not lstm_runs_under_cpu_bf16_autocast():
-        plain_forward = torch.nn.LSTM.forward
-
-        def float32_forward(self, input, hx=None):
-            with torch.autocast("cpu", enabled=False):
-                return plain_forward(self, input.float() if isinstance(input, torch.Tensor) else input, hx)
-
-        monkeypatch.setattr(torch.nn.LSTM, "forward", float32_forward)
+def test_separator_trains_with_bf16_mixed_on_cpu(compose_train):
+    """A few bf16-mixed steps: every logged loss finite. The LSTM runs in float32 under CPU
+    autocast (speechexp.models.recurrent); the head, masks, STFT and losses run under bf16."""
     cfg = compose_train("experiment=separation", "trainer.precision=bf16-mixed", "logger=csv",
                         "trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
                         "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false",

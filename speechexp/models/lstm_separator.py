@@ -13,6 +13,8 @@ from enum import Enum
 import torch
 from torch import nn
 
+from speechexp.models.recurrent import run_lstm
+
 
 
 class FrontEnd(str, Enum):
@@ -63,7 +65,7 @@ class LSTMSeparator(nn.Module):
 
     def _sequence(self, frames: torch.Tensor) -> torch.Tensor:
         """``frames [batch, n_frames, n_in]`` → ``[batch, n_frames, n_src, n_in]``."""
-        hidden, _ = self.lstm(frames)
+        hidden, _ = run_lstm(self.lstm, frames)
         out = self.head(self.dropout(hidden))
         return out.view(*out.shape[:2], self.n_src, -1)
 
