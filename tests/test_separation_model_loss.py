@@ -53,4 +53,6 @@ def test_pit_ignores_source_order(loss_cls):
     pit = loss_cls(pit=True)
     assert pit(swapped, ref).item() == pytest.approx(pit(est, ref).item(), rel=1e-5)
     assert loss_cls()(swapped, ref).item() > loss_cls()(est, ref).item() + 0.1
-    torch.testing.assert_close(pit.align(swapped, ref), est)
+    loss, aligned = pit.aligned(swapped, ref)
+    torch.testing.assert_close(aligned, est)
+    assert loss.item() == pytest.approx(loss_cls()(est, ref).item(), rel=1e-5)  # the aligned pair's loss

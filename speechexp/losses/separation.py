@@ -44,24 +44,22 @@ class SeparationLoss(nn.Module):
         super().__init__()
         self.pit = pit
 
-    def align(self, estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
-        """Reorder ``estimates [batch, n_src, time]`` to best match ``references``."""
-        if not self.pit:
-            return estimates
-        with torch.autocast(device_type=estimates.device.type, enabled=False):  # choose in float32
-            _, perm = permutation_invariant_training(
-                estimates.float(), references.float(), self.pairwise, mode="speaker-wise", eval_func="min")
-        return pit_permutate(estimates, perm)
+    def aligned(self, estimates: torch.Tensor, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[batch, n_src, time]`` × 2 → (scalar float32 loss, ``estimates`` reordered to best
+        match ``references`` if ``pit``), from one search over permutations."""
+        with torch.autocast(device_type=estimates.device.type, enabled=False):
+            estimates32, references32 = estimates.float(), references.float()
+            if self.pit:  # the best permutation's loss per example [batch], and the permutation
+                best, perm = permutation_invariant_training(
+                    estimates32, references32, self.pairwise, mode="speaker-wise", eval_func="min")
+                return best.mean(), pit_permutate(estimates, perm)
+            per_source = torch.stack(
+                [self.pairwise(estimates32[:, k], references32[:, k]) for k in range(references.shape[1])], dim=1)
+            return per_source.mean(), estimates
 
     def forward(self, estimates: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
         """``[batch, n_src, time]`` × 2 → scalar float32 loss (estimates aligned if ``pit``)."""
-        with torch.autocast(device_type=estimates.device.type, enabled=False):
-            estimates, references = estimates.float(), references.float()
-            estimates = self.align(estimates, references)
-            per_source = torch.stack(
-                [self.pairwise(estimates[:, k], references[:, k]) for k in range(references.shape[1])],
-                dim=1)
-            return per_source.mean()
+        return self.aligned(estimates, references)[0]
 
 
 class L1Loss(SeparationLoss):

@@ -14,7 +14,6 @@ from typing import Any, Callable
 import torch
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.audio import ScaleInvariantSignalNoiseRatio
 from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
 
 from speechexp.io import write_csv_atomic, write_wav_atomic
@@ -47,7 +46,7 @@ class SeparationTask(ConfiguredTask):
         self.export_dir = Path(export_dir) if export_dir else None
         # keyed "<stage>_metrics": a bare "train" key would shadow nn.Module.train
         self.metrics = nn.ModuleDict({
-            f"{stage}_metrics": MetricCollection({"si_snr": ScaleInvariantSignalNoiseRatio(), "si_snri": MeanMetric()})
+            f"{stage}_metrics": MetricCollection({"si_snr": MeanMetric(), "si_snri": MeanMetric()})
             for stage in STAGES
         })
         self._test_rows: list[dict] = []
@@ -57,15 +56,15 @@ class SeparationTask(ConfiguredTask):
         """``mixture [batch, time]`` → ``estimates [batch, n_src, time]``."""
         return self.model(mixture)
 
-    def _shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _shared_step(self, batch: dict, stage: str) -> tuple[torch.Tensor, ...]:
+        """Loss, aligned estimates ``[batch, n_src, time]``, their SI-SNR and SI-SNRi ``[batch, n_src]``."""
         mixture, sources = batch["mixture"], batch["sources"]
-        estimates = self.loss.align(self(mixture), sources)
-        loss = self.loss(estimates, sources)
+        loss, estimates = self.loss.aligned(self(mixture), sources)  # one permutation search (PIT)
         with torch.no_grad():
             est_snr = scale_invariant_signal_noise_ratio(estimates.detach().float(), sources)  # [batch, n_src]
             mix_snr = scale_invariant_signal_noise_ratio(mixture.unsqueeze(1).expand_as(sources), sources)
             metrics = self.metrics[f"{stage}_metrics"]
-            metrics["si_snr"].update(estimates.detach().float(), sources)
+            metrics["si_snr"].update(est_snr)  # mean over examples and sources
             metrics["si_snri"].update((est_snr - mix_snr).mean(dim=1))
         batch_size = mixture.shape[0]
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size,
@@ -74,7 +73,7 @@ class SeparationTask(ConfiguredTask):
         self.log(f"{stage}/si_snr_batch", est_snr.mean(), on_step=True, on_epoch=False, batch_size=batch_size)
         self.log_dict({f"{stage}/{name}": metric for name, metric in metrics.items()},
                       on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=batch_size)
-        return loss, estimates, est_snr - mix_snr
+        return loss, estimates, est_snr, est_snr - mix_snr
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")[0]
@@ -83,16 +82,16 @@ class SeparationTask(ConfiguredTask):
         self._shared_step(batch, "val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        _, estimates, improvement = self._shared_step(batch, "test")
+        _, estimates, snr, improvement = self._shared_step(batch, "test")
         if self.export_dir is not None:
-            self._export_batch(batch, estimates.detach().float().cpu(), improvement.cpu())
+            self._export_batch(batch, estimates.detach().float().cpu(), snr.cpu(), improvement.cpu())
 
     def on_test_epoch_start(self) -> None:
         self._test_rows, self._figure_examples = [], []
 
-    def _export_batch(self, batch: dict, estimates: torch.Tensor, improvement: torch.Tensor) -> None:
+    def _export_batch(self, batch: dict, estimates: torch.Tensor, snr: torch.Tensor, improvement: torch.Tensor) -> None:
+        """Write each example's separated WAVs and keep its row (``snr``, ``improvement``: ``[batch, n_src]``)."""
         sources = batch["sources"].float().cpu()
-        snr = scale_invariant_signal_noise_ratio(estimates, sources)  # [batch, n_src]
         for i, example_id in enumerate(batch["id"]):
             row = {"id": example_id, "si_snr": snr[i].mean().item(), "si_snri": improvement[i].mean().item()}
             for k in range(estimates.shape[1]):
