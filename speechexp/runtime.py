@@ -1,18 +1,19 @@
 """What every entry point shares: compatibility checks, instantiation with clear errors,
-trainer assembly, results.json, and turning user errors into one-line messages."""
+trainer assembly, torch threads per job, the run record (config.yaml, run.json,
+results.json), and turning errors into one-line messages (or failed sweep jobs)."""
 
 from __future__ import annotations
 
 import functools
-import os
-import signal
 import logging
 import math
+import os
+import signal
 import sys
 import time
 import warnings
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import pytorch_lightning as pl
