@@ -87,8 +87,9 @@ class NonFiniteLossGuard(pl.Callback):
 
 
 class EpochSummary(pl.Callback):
-    """Per epoch: log ``train/epoch_s``, ``train/items_per_s`` and ``val/items_per_s`` (for
-    comparing machines) and the monitored metric's best so far (``<monitor>_best``); with
+    """Per epoch: log ``train/epoch_s`` (the whole epoch), ``train/seconds`` and
+    ``val/seconds`` (its training batches and its validation pass), ``train/items_per_s``
+    and ``val/items_per_s`` (throughput, for comparing machines) and the monitored metric's best so far (``<monitor>_best``); with
     the progress bar off, also print one line: epoch, step, train loss, the monitored
     metric and its best, seconds per epoch and throughput."""
 
@@ -138,6 +139,7 @@ class EpochSummary(pl.Callback):
         logged = {"train/epoch_s": epoch_seconds}
         for stage in ("train", "val"):
             if self._items[stage] and self._seconds[stage] > 0:
+                logged[f"{stage}/seconds"] = self._seconds[stage]
                 logged[f"{stage}/items_per_s"] = self._items[stage] / self._seconds[stage]
         if self.best is not None:
             logged[f"{self.monitor}_best"] = self.best

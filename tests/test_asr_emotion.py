@@ -71,3 +71,42 @@ def test_multitask_model_recognises_emotion_of_unseen_speakers(compose_train, tm
     history = list(csv.DictReader(open(tmp_path / "run" / "csv" / "metrics.csv", newline="")))
     train_ctc = [float(r["train/ctc"]) for r in history if r.get("train/ctc")]
     assert train_ctc[-1] < 0.8 * train_ctc[0], train_ctc  # the CTC loss falls too
+
+
+def test_loss_weight_zero_trains_only_the_other_head():
+    """asr_weight=0 / emotion_weight=0: that head gets no gradient, its loss is still measured."""
+    from functools import partial
+
+    from speechexp.data.text import CharTokenizer
+    from speechexp.losses.ctc import CTCLoss
+    from speechexp.tasks.asr_emotion import AsrEmotionTask
+
+    tokenizer = CharTokenizer()
+    batch = {"features": torch.randn(2, 30, 8), "feature_lengths": torch.tensor([30, 24]),
+             "tokens": torch.tensor([[3, 4, 5], [6, 7, 0]]), "token_lengths": torch.tensor([3, 2]),
+             "emotion": torch.tensor([0, 1]), "text": ["bcd", "ef"], "path": ["a", "b"]}
+    for asr_weight, emotion_weight in ((0.0, 1.0), (1.0, 0.0)):
+        torch.manual_seed(0)
+        model = MultitaskSpeechModel(n_mels=8, vocab_size=tokenizer.vocab_size, num_emotions=2, conv_channels=4,
+                                     units=4)
+        task = AsrEmotionTask(model, CTCLoss(), partial(torch.optim.Adam), tokenizer, ["a", "b"],
+                              asr_weight=asr_weight, emotion_weight=emotion_weight)
+        task.log = task.log_dict = lambda *args, **kwargs: None  # no trainer attached
+        loss = task.training_step(batch, 0)
+        loss.backward()
+        ctc_grad, emotion_grad = model.ctc_head.weight.grad, model.emotion_head[-1].weight.grad
+        assert (ctc_grad is None or not ctc_grad.any()) == (asr_weight == 0)
+        assert (emotion_grad is None or not emotion_grad.any()) == (emotion_weight == 0)
+
+
+def test_ablations_and_speaker_norm_log_every_metric(compose_train, tmp_path):
+    for name, overrides in (("emotion_only", ("+ablation=emotion_only", "task.module.speaker_norm=true")),
+                            ("asr_only", ("+ablation=asr_only", "scheduler=onecycle_step"))):
+        cfg = compose_train("experiment=asr_emotion", "debug=fdr", *SMALL_CORPUS, *overrides,
+                            "trainer.enable_progress_bar=false", run_name=name)
+        train(cfg)
+        results = read_results(tmp_path / name)
+        assert results["status"] == "completed"
+        for key in ("test/loss", "test/ctc", "test/emotion_ce", "test/cer", "test/wer", "test/accuracy",
+                    "test/uar", "test/score", "train/items_per_s", "val/items_per_s", "val/score"):
+            assert isinstance(results[key], float), (name, key)

@@ -191,7 +191,7 @@ def test_deterministic_runs_repeat_their_metrics_exactly(experiment, overrides, 
                             "logger=csv", "trainer.enable_progress_bar=false", run_name=name)
         train(cfg)
         runs.append({k: v for k, v in results(tmp_path / name).items()
-                     if k.startswith(("train/", "val/", "test/")) and not k.endswith(("_s", "items_per_s"))})
+                     if k.startswith(("train/", "val/", "test/")) and not k.endswith(("_s", "seconds"))})
     assert runs[0] == runs[1] and len(runs[0]) >= 8
 
 

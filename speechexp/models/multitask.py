@@ -1,20 +1,149 @@
 """Multitask speech model: a shared encoder, a CTC ASR head and an emotion head.
 
-features ``[batch, frames, n_mels]`` → convolutional front end (time subsampled by
-``stride``) → BiLSTM encoder → (a) per-frame character log-probs for CTC and (b) an
-utterance embedding (attention pooling over valid frames) → emotion logits.
+features ``[batch, frames, n_mels]`` → input normalisation → (training only) SpecAugment
+→ convolutional front end (time subsampled by ``stride``) → BiLSTM encoder → (a)
+per-frame character log-probs for CTC and (b) an utterance embedding → emotion logits.
+
+The emotion embedding pools any of five sources over each utterance's valid frames:
+``encoder`` (the BiLSTM output), ``conv`` (the shared front end's features), ``branch``
+(a convolutional stack of its own that reads the globally normalised features, so
+loudness, pitch and spectral tilt reach it unchanged by per-utterance normalisation
+or SpecAugment), ``input`` (those globally normalised log-mel features themselves) and
+``ctc`` (the mean CTC posteriors, detached: the share of non-blank frames measures
+speaking rate).
+
+The BiLSTM runs on padded tensors (far faster on CPU than packed sequences) and is still
+exact: the backward direction reads each utterance reversed within its own length, so
+padding never reaches a valid frame in either direction.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 from torch import nn
+
+from speechexp.models.recurrent import run_lstm
+
+INPUT_NORMS = ("utterance", "global", "frame", "none")
+EMOTION_SOURCES = ("encoder", "conv", "branch", "input", "ctc")
+EMOTION_POOLINGS = ("attention", "stats")
+
+
+def valid_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    """``[batch, frames]`` bool, true where the frame index is below the utterance's length."""
+    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def mask_frames(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Zero the frames at or beyond each length: ``[batch, frames, dim]`` → same shape."""
-    valid = torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]
-    return x * valid.unsqueeze(-1).to(x.dtype)
+    return x * valid_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+
+
+def masked_mean_std(x: torch.Tensor, lengths: torch.Tensor, eps: float = 1e-5
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation over valid frames: ``[batch, frames, dim]`` → two ``[batch, dim]``.
+
+    Utterances of length 0 get zeros."""
+    valid = valid_mask(lengths, x.shape[1]).unsqueeze(-1).to(x.dtype)
+    count = valid.sum(1).clamp(min=1.0)
+    mean = (x * valid).sum(1) / count
+    var = (((x - mean.unsqueeze(1)) * valid) ** 2).sum(1) / count
+    return mean, (var + eps).sqrt()
+
+
+def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each utterance's valid frames in time, leaving padding in place:
+    ``[batch, frames, dim]`` → same shape. Applying it twice restores ``x``."""
+    frames = x.shape[1]
+    steps = torch.arange(frames, device=x.device)[None, :]
+    index = lengths.to(x.device)[:, None] - 1 - steps
+    index = torch.where(index >= 0, index, steps)  # padding positions map to themselves
+    return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+
+
+class MaskedBatchNorm(nn.Module):
+    """Per-dimension standardisation with statistics over all valid frames of the batch
+    (running averages in eval), so differences *between* utterances (loudness, tilt)
+    survive: ``[batch, frames, dim]`` → same shape, padding zeroed."""
+
+    def __init__(self, dim: int, momentum: float = 0.05, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(dim))
+        self.register_buffer("running_var", torch.ones(dim))
+        self.register_buffer("initialised", torch.tensor(False))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        valid = valid_mask(lengths, x.shape[1])
+        if self.training and bool(valid.any()):
+            with torch.no_grad():
+                frames = x[valid]  # [valid frames, dim]
+                mean, var = frames.mean(0), frames.var(0, unbiased=False)
+                if not bool(self.initialised):  # the first batch sets the statistics outright
+                    self.running_mean.copy_(mean)
+                    self.running_var.copy_(var)
+                    self.initialised.fill_(True)
+                else:
+                    self.running_mean.lerp_(mean, self.momentum)
+                    self.running_var.lerp_(var, self.momentum)
+        out = (x - self.running_mean) / (self.running_var + self.eps).sqrt()
+        return out * valid.unsqueeze(-1).to(out.dtype)
+
+
+class LockedDropout(nn.Module):
+    """Dropout with one mask per utterance and channel, shared by all its frames
+    (variational dropout for RNNs, Gal & Ghahramani 2016): ``[batch, frames, dim]`` →
+    same shape. It draws ``frames`` times fewer random numbers than ``nn.Dropout``,
+    whose mask generation is a measurable part of a CPU training step."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), not {p}")
+        self.p = float(p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.empty(x.shape[0], 1, x.shape[2], device=x.device, dtype=x.dtype).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+def sequence_dropout(p: float, locked: bool) -> nn.Module:
+    """Dropout for ``[batch, frames, dim]`` tensors: per utterance and channel (locked) or per element."""
+    return LockedDropout(p) if locked else nn.Dropout(p)
+
+
+class ExactBiLSTM(nn.Module):
+    """Stacked bidirectional LSTM over padded ``[batch, frames, input_size]`` →
+    ``[batch, frames, 2 * hidden]``; outputs at padded frames are zero.
+
+    Each layer runs a forward and a backward unidirectional ``nn.LSTM`` on padded
+    tensors; the backward one reads each utterance reversed within its length
+    (:func:`reverse_within_lengths`), which gives the packed-sequence result without
+    packing (packing is several times slower on CPU)."""
+
+    def __init__(self, input_size: int, hidden: int, layers: int = 2, dropout: float = 0.0,
+                 locked_dropout: bool = False):
+        super().__init__()
+        sizes = [input_size] + [2 * hidden] * (layers - 1)
+        self.forward_layers = nn.ModuleList(nn.LSTM(s, hidden, batch_first=True) for s in sizes)
+        self.backward_layers = nn.ModuleList(nn.LSTM(s, hidden, batch_first=True) for s in sizes)
+        self.dropout = sequence_dropout(dropout, locked_dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        for i, (fwd, bwd) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if i:
+                x = self.dropout(x)
+            ahead, _ = run_lstm(fwd, x)
+            behind, _ = run_lstm(bwd, reverse_within_lengths(x, lengths))
+            x = mask_frames(torch.cat([ahead, reverse_within_lengths(behind, lengths)], dim=-1), lengths)
+        return x
 
 
 class AttentionPooling(nn.Module):
@@ -25,10 +154,17 @@ class AttentionPooling(nn.Module):
         self.score = nn.Linear(dim, 1)
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        valid = torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]
+        valid = valid_mask(lengths, hidden.shape[1])
         scores = self.score(hidden).squeeze(-1).masked_fill(~valid, float("-inf"))
         weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # all-masked rows (length 0) → zeros
         return torch.einsum("bt,btd->bd", weights, hidden)
+
+
+class StatsPooling(nn.Module):
+    """Mean and standard deviation over valid frames: ``[batch, frames, dim]`` → ``[batch, 2 * dim]``."""
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.cat(masked_mean_std(hidden, lengths), dim=-1)
 
 
 class MultitaskSpeechModel(nn.Module):
@@ -39,45 +175,146 @@ class MultitaskSpeechModel(nn.Module):
         vocab_size: CTC classes including the blank at 0 (from the datamodule).
         num_emotions: emotion classes (from the datamodule).
         conv_channels: channels of the convolutional front end.
-        stride: time subsampling of the front end (1 or 2).
+        stride: time subsampling of the front end (1 to 4; its first convolution has
+            kernel ``2 * stride + 1``, so ``frames' = ceil(frames / stride)``). CTC needs
+            ``frames'`` ≥ characters + repeated neighbours of each transcript.
         units: LSTM hidden size per direction; ``layers``: stacked BiLSTM layers.
-        dropout: between layers and before the heads.
+        dropout: between LSTM layers and before the heads.
+        locked_dropout: on the frame sequences, one dropout mask per utterance and
+            channel shared over frames (:class:`LockedDropout`) instead of one per element.
+        input_norm: ``utterance`` (mean and variance per utterance and feature over
+            its valid frames), ``global`` (running statistics over the data), ``frame``
+            (LayerNorm of each frame) or ``none``; what the encoder reads.
+        augment: optional module ``(features, lengths) → features`` applied to the
+            encoder's input in training only, e.g. :class:`speechexp.models.augment.SpecAugment`.
+        emotion_sources: what the emotion head pools, any of :data:`EMOTION_SOURCES`.
+        emotion_pooling: ``stats`` (mean and standard deviation) or ``attention``
+            (a learned weighted mean); ``input`` and ``ctc`` always use the mean and std.
+        emotion_units: hidden size of the emotion classifier (default ``units``).
+        branch_channels, branch_layers: width and depth of the ``branch`` source's
+            convolutions (the first subsamples time by 2).
+        ctc_upsample: CTC frames per encoder frame (the CTC head predicts that many
+            frames from each), so the LSTM can run at ``stride`` 4 (half the cost of 2)
+            while CTC still gets ``ceil(frames / stride) * ctc_upsample`` frames.
     """
 
-
     def __init__(self, n_mels: int, vocab_size: int, num_emotions: int, conv_channels: int = 128,
-                 stride: int = 2, units: int = 128, layers: int = 2, dropout: float = 0.1):
+                 stride: int = 2, units: int = 128, layers: int = 2, dropout: float = 0.1,
+                 input_norm: str = "utterance", augment: nn.Module | None = None,
+                 emotion_sources: Sequence[str] = ("encoder", "conv", "input", "ctc"),
+                 emotion_pooling: str = "stats", emotion_units: int | None = None, ctc_upsample: int = 1,
+                 branch_channels: int = 128, branch_layers: int = 3, locked_dropout: bool = False):
         super().__init__()
-        self.stride = int(stride)
-        self.norm = nn.LayerNorm(n_mels)
-        self.conv1 = nn.Conv1d(n_mels, conv_channels, kernel_size=5, stride=self.stride, padding=2)
+        if not 1 <= int(stride) <= 4:
+            raise ValueError(f"stride must be 1 to 4, not {stride}")
+        if input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, not {input_norm!r}")
+        sources = list(emotion_sources)
+        if not sources or any(s not in EMOTION_SOURCES for s in sources):
+            raise ValueError(f"emotion_sources must name some of {EMOTION_SOURCES}, not {sources}")
+        if emotion_pooling not in EMOTION_POOLINGS:
+            raise ValueError(f"emotion_pooling must be one of {EMOTION_POOLINGS}, not {emotion_pooling!r}")
+        if int(ctc_upsample) < 1:
+            raise ValueError(f"ctc_upsample must be at least 1, not {ctc_upsample}")
+        self.stride, self.input_norm, self.emotion_sources = int(stride), input_norm, sources
+        self.ctc_upsample = int(ctc_upsample)
+        self.global_norm = MaskedBatchNorm(n_mels)
+        self.frame_norm = nn.LayerNorm(n_mels) if input_norm == "frame" else None
+        self.augment = augment
+        self.conv1 = nn.Conv1d(n_mels, conv_channels, kernel_size=2 * self.stride + 1, stride=self.stride,
+                               padding=self.stride)
         self.conv2 = nn.Conv1d(conv_channels, conv_channels, kernel_size=3, padding=1)
-        self.encoder = nn.LSTM(conv_channels, units, num_layers=layers, batch_first=True,
-                               bidirectional=True, dropout=dropout if layers > 1 else 0.0)
+        self.encoder = ExactBiLSTM(conv_channels, units, layers, dropout, locked_dropout)
+        self.sequence_dropout = sequence_dropout(dropout, locked_dropout)
         self.dropout = nn.Dropout(dropout)
-        self.ctc_head = nn.Linear(2 * units, vocab_size)
-        self.pool = AttentionPooling(2 * units)
-        self.emotion_head = nn.Sequential(nn.Linear(2 * units, units), nn.GELU(), nn.Linear(units, num_emotions))
+        self.vocab_size = int(vocab_size)
+        self.ctc_head = nn.Linear(2 * units, vocab_size * self.ctc_upsample)
+
+        def pooled(dim: int) -> tuple[nn.Module, int]:
+            if emotion_pooling == "attention":
+                return AttentionPooling(dim), dim
+            return StatsPooling(), 2 * dim
+
+        if "branch" in sources:
+            self.branch = nn.ModuleList(
+                [nn.Conv1d(n_mels, branch_channels, kernel_size=5, stride=2, padding=2)]
+                + [nn.Conv1d(branch_channels, branch_channels, kernel_size=3, padding=1)
+                   for _ in range(max(0, int(branch_layers) - 1))])
+        self.pools = nn.ModuleDict()  # one pooling per source, in emotion_sources order
+        size = 0
+        for source in sources:
+            if source in ("input", "ctc"):
+                self.pools[source], width = StatsPooling(), 2 * (n_mels if source == "input" else vocab_size)
+            else:
+                dim = {"encoder": 2 * units, "conv": conv_channels, "branch": branch_channels}[source]
+                self.pools[source], width = pooled(dim)
+            size += width
+        hidden = int(emotion_units or units)
+        self.emotion_head = nn.Sequential(nn.Linear(size, hidden), nn.GELU(), nn.Dropout(dropout),
+                                          nn.Linear(hidden, num_emotions))
+
+    def encoder_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Encoder frames after subsampling, ``ceil(lengths / stride)``: ``[batch]`` → ``[batch]``."""
+        return torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Frames after subsampling: ``[batch]`` → ``[batch]`` (matches the first conv)."""
-        return torch.div(lengths + 2 * 2 - 5, self.stride, rounding_mode="floor") + 1
+        """CTC frames, ``ceil(lengths / stride) * ctc_upsample``: ``[batch]`` → ``[batch]``."""
+        return self.encoder_lengths(lengths) * self.ctc_upsample
+
+    def normalise(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features [batch, frames, n_mels]`` → (encoder input, globally normalised features),
+        both ``[batch, frames, n_mels]`` with padding zeroed."""
+        global_features = self.global_norm(features, lengths)
+        if self.input_norm == "utterance":
+            mean, std = masked_mean_std(global_features, lengths)
+            encoder_input = mask_frames((global_features - mean.unsqueeze(1)) / std.unsqueeze(1), lengths)
+        elif self.input_norm == "global":
+            encoder_input = global_features
+        elif self.input_norm == "frame":
+            encoder_input = mask_frames(self.frame_norm(features), lengths)
+        else:
+            encoder_input = mask_frames(features, lengths)
+        return encoder_input, global_features
+
+    def run_branch(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The emotion branch: ``[batch, frames, n_mels]`` → ``([batch, frames', channels], lengths')``
+        with ``frames' = ceil(frames / 2)``."""
+        lengths = torch.div(lengths + 1, 2, rounding_mode="floor")
+        x = features.transpose(1, 2)
+        for conv in self.branch:
+            x = nn.functional.gelu(conv(x))
+            x = x * valid_mask(lengths, x.shape[2]).unsqueeze(1).to(x.dtype)
+        return x.transpose(1, 2), lengths
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``features [batch, frames, n_mels]``, ``lengths [batch]`` →
         ``log_probs [frames', batch, vocab]`` (CTC layout), ``out_lengths [batch]``,
         ``emotion_logits [batch, num_emotions]``."""
-        # padded frames are zeroed before each conv, so padding never leaks into valid frames
-        x = mask_frames(self.norm(features), lengths).transpose(1, 2)  # [batch, n_mels, frames]
-        x = nn.functional.gelu(self.conv1(x)).transpose(1, 2)  # [batch, frames', channels]
-        out_lengths = self.output_lengths(lengths).clamp(min=0, max=x.shape[1])
-        x = nn.functional.gelu(self.conv2(mask_frames(x, out_lengths).transpose(1, 2))).transpose(1, 2)
-        packed = nn.utils.rnn.pack_padded_sequence(x, out_lengths.clamp(min=1).cpu(), batch_first=True,
-                                                   enforce_sorted=False)
-        hidden, _ = self.encoder(packed)
-        hidden, _ = nn.utils.rnn.pad_packed_sequence(hidden, batch_first=True, total_length=x.shape[1])
-        hidden = self.dropout(hidden)
-        log_probs = self.ctc_head(hidden).log_softmax(-1).transpose(0, 1)
-        emotion_logits = self.emotion_head(self.pool(hidden, out_lengths))
-        return log_probs, out_lengths, emotion_logits
+        lengths = lengths.clamp(min=0, max=features.shape[1])
+        x, global_features = self.normalise(features, lengths)
+        if self.augment is not None and self.training:
+            x = mask_frames(self.augment(x, lengths), lengths)
+        # padded frames are zero before each conv, so padding never leaks into valid frames
+        x = nn.functional.gelu(self.conv1(x.transpose(1, 2))).transpose(1, 2)  # [batch, frames', channels]
+        enc_lengths = self.encoder_lengths(lengths).clamp(max=x.shape[1])
+        x = mask_frames(x, enc_lengths)
+        conv = mask_frames(nn.functional.gelu(self.conv2(x.transpose(1, 2))).transpose(1, 2), enc_lengths)
+        hidden = self.sequence_dropout(self.encoder(conv, enc_lengths))
+        batch, frames = hidden.shape[:2]
+        log_probs = self.ctc_head(hidden).view(batch, frames * self.ctc_upsample, self.vocab_size).log_softmax(-1)
+        out_lengths = enc_lengths * self.ctc_upsample  # log_probs [batch, frames' * ctc_upsample, vocab]
+        pooled = []
+        for source in self.emotion_sources:
+            if source == "encoder":
+                pooled.append(self.pools[source](hidden, enc_lengths))
+            elif source == "conv":
+                pooled.append(self.pools[source](conv, enc_lengths))
+            elif source == "branch":
+                pooled.append(self.pools[source](*self.run_branch(global_features, lengths)))
+            elif source == "input":
+                pooled.append(self.pools[source](global_features, lengths))
+            else:  # ctc: mean posteriors (speaking rate) and their spread, not trained through
+                pooled.append(self.pools[source](log_probs.detach().exp(), out_lengths))
+        emotion_logits = self.emotion_head(self.dropout(torch.cat(pooled, dim=-1)))
+        return log_probs.transpose(0, 1), out_lengths, emotion_logits

@@ -1,11 +1,14 @@
 """AsrEmotionTask: multitask training of CTC speech recognition and emotion classification.
 
 The loss is ``asr_weight * CTC + emotion_weight * cross-entropy``; the CTC loss comes from
-the ``loss`` config group (the custom CTC or PyTorch's). Logged per stage: ``loss``,
-``ctc``, ``emotion_ce``, ``cer``/``wer`` (greedy decoding; val and test) and emotion
-``accuracy`` and ``uar`` (unweighted average recall). After testing the run directory
-holds ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment
-figure of the first test utterance.
+the ``loss`` config group (the custom CTC or PyTorch's). A weight of 0 switches that
+task's training off (its loss is still computed and logged, without gradient). Logged
+per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (greedy decoding; val and
+test), emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and
+test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; see
+:func:`combined_score`); throughput is logged for every task by
+:class:`speechexp.callbacks.EpochSummary`. After testing the run directory holds ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC
+alignment figure of the first test utterance.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.functional.text import char_error_rate
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
+from speechexp.data.speaker_norm import speaker_means, subtract_speaker_means
 from speechexp.data.text import CharTokenizer
+from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic
 from speechexp.losses.ctc import ctc_alignment
 from speechexp.tasks.base import ConfiguredTask
@@ -30,6 +35,12 @@ from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 STAGES = ("train", "val", "test")
 NONFINITE_LOSS_HINT = ("likely cause: CTC inputs shorter than their targets (after the model's time subsampling); "
                        "set loss.zero_infinity=true, or use shorter targets or less subsampling (model.stride)")
+
+
+def combined_score(cer: torch.Tensor | float, uar: torch.Tensor | float) -> torch.Tensor:
+    """The multitask score ``((1 - cer) + uar) / 2``: 1 is perfect on both tasks, and one
+    point of CER counts as much as one point of UAR. Logged as ``<stage>/score``."""
+    return ((1 - torch.as_tensor(cer, dtype=torch.float32)) + torch.as_tensor(uar, dtype=torch.float32)) / 2
 
 
 class AsrEmotionTask(ConfiguredTask):
@@ -43,13 +54,18 @@ class AsrEmotionTask(ConfiguredTask):
         asr_weight, emotion_weight: weights of the two losses.
         export_dir: where test exports go; ``None`` disables them.
         monitor: the metric a plateau scheduler follows.
+        speaker_norm: subtract each speaker's mean features (over all its utterances in
+            the split, see :mod:`speechexp.data.speaker_norm`) before the model; the
+            means are computed once from the datamodule's splits when the task is set up.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  tokenizer: CharTokenizer, emotion_names: list[str], scheduler: Callable[..., Any] | None = None,
                  asr_weight: float = 1.0, emotion_weight: float = 1.0, export_dir: str | None = None,
-                 monitor: str = "val/loss"):
+                 monitor: str = "val/loss", speaker_norm: bool = False):
         super().__init__(optimizer, scheduler, monitor)
+        self.speaker_norm = bool(speaker_norm)
+        self._speaker_means: dict[str, torch.Tensor] | None = None
         self.model, self.ctc = model, loss
         self.tokenizer, self.emotion_names = tokenizer, list(emotion_names)
         self.asr_weight, self.emotion_weight = float(asr_weight), float(emotion_weight)
@@ -76,11 +92,37 @@ class AsrEmotionTask(ConfiguredTask):
         best = log_probs.argmax(-1).T.cpu()  # [batch, frames]
         return [self.tokenizer.ctc_decode(best[i, : int(n)]) for i, n in enumerate(lengths.cpu())]
 
+    def setup(self, stage: str) -> None:
+        if not self.speaker_norm or self._speaker_means is not None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "dataset"):
+            raise SpeechexpError("task.module.speaker_norm=true needs a datamodule with per-split datasets "
+                                 "(EmotionSpeechDataModule); set it to false for other data.")
+        self._speaker_means = {}
+        for split in STAGES:
+            self._speaker_means.update(speaker_means(datamodule.dataset(split)))
+
+    def model_input(self, batch: dict) -> torch.Tensor:
+        """The batch's features ``[batch, frames, n_mels]``, speaker-normalised when asked."""
+        if not self.speaker_norm:
+            return batch["features"]
+        try:
+            means = [self._speaker_means[path] for path in batch["path"]]
+        except (KeyError, TypeError) as missing:
+            raise SpeechexpError(f"No speaker statistics for {missing}; speaker_norm needs every utterance "
+                                 "in the datamodule's splits.") from None
+        return subtract_speaker_means(batch["features"], batch["feature_lengths"], means)
+
     def _shared_step(self, batch: dict, stage: str):
-        log_probs, out_lengths, emotion_logits = self(batch["features"], batch["feature_lengths"])
-        ctc = self.ctc(log_probs.float(), batch["tokens"], out_lengths, batch["token_lengths"])
-        emotion_ce = F.cross_entropy(emotion_logits.float(), batch["emotion"])
-        loss = self.asr_weight * ctc + self.emotion_weight * emotion_ce
+        log_probs, out_lengths, emotion_logits = self(self.model_input(batch), batch["feature_lengths"])
+        # a task weighted 0 is only measured: no gradient flows from its loss
+        ctc_input = log_probs.float() if self.asr_weight else log_probs.detach().float()
+        ctc = self.ctc(ctc_input, batch["tokens"], out_lengths, batch["token_lengths"])
+        emotion_input = emotion_logits.float() if self.emotion_weight else emotion_logits.detach().float()
+        emotion_ce = F.cross_entropy(emotion_input, batch["emotion"])
+        terms = [w * term for w, term in ((self.asr_weight, ctc), (self.emotion_weight, emotion_ce)) if w]
+        loss = sum(terms) if terms else (ctc + emotion_ce).detach()
         size = batch["features"].shape[0]
         metrics = self.metrics[f"{stage}_metrics"]
         predicted = emotion_logits.argmax(-1)
@@ -104,6 +146,16 @@ class AsrEmotionTask(ConfiguredTask):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._shared_step(batch, "val")
 
+    # -- the combined score, once per evaluation epoch (throughput: callbacks.EpochSummary)
+    def _log_score(self, stage: str) -> None:
+        metrics = self.metrics[f"{stage}_metrics"]
+        if metrics["cer"].update_count:
+            self.log(f"{stage}/score", combined_score(metrics["cer"].compute(), metrics["uar"].compute()),
+                     on_epoch=True, prog_bar=stage == "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_score("val")
+
     def on_test_epoch_start(self) -> None:
         self._predictions, self._alignment_example = [], None
         self.confusion.reset()
@@ -123,6 +175,7 @@ class AsrEmotionTask(ConfiguredTask):
                                        out_lengths[:1].cpu(), batch["token_lengths"][:1].cpu(), batch["text"][0])
 
     def on_test_epoch_end(self) -> None:
+        self._log_score("test")
         if self.export_dir is None:
             return
         confusion = self.confusion.compute().cpu().numpy()  # synced across processes: every rank computes

@@ -3,6 +3,8 @@ and gathering per-process export rows to rank 0 under DDP."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -16,7 +18,9 @@ class ConfiguredTask(pl.LightningModule):
     Args:
         optimizer: a partial ``torch.optim`` constructor taking ``params``.
         scheduler: optional partial LR scheduler taking ``optimizer``; a plateau
-            scheduler follows ``monitor``.
+            scheduler follows ``monitor``. A scheduler class with ``interval = "step"``
+            (see :mod:`speechexp.tasks.schedules`) is stepped per optimizer step, and
+            gets ``total_steps`` from the trainer when its config leaves it ``None``.
     """
 
     def __init__(self, optimizer: Callable[..., torch.optim.Optimizer],
@@ -29,8 +33,17 @@ class ConfiguredTask(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}
+        target = self.scheduler_factory
+        while isinstance(target, functools.partial):
+            target = target.func
+        interval = getattr(target, "interval", "epoch")
+        kwargs: dict[str, Any] = {}
+        if interval == "step" and getattr(self.scheduler_factory, "keywords", {}).get("total_steps") is None \
+                and "total_steps" in inspect.signature(target).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": interval}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # NeMo-style: the checkpoint alone rebuilds dataset, model and task (speechexp-eval)

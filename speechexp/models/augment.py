@@ -1,0 +1,70 @@
+"""SpecAugment-style masking of features (Park et al., 2019), applied only in training.
+
+Frequency masks blank ``freq_width`` or fewer adjacent feature bins; time masks blank up
+to ``time_width`` (a fraction of each utterance's own length) adjacent frames within
+the valid frames. Masked values are set to ``fill`` (0, the mean of normalised features).
+In ``eval()`` mode the module returns its input unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SpecAugment(nn.Module):
+    """Random frequency and time masks: ``features [batch, frames, dim]`` → same shape.
+
+    Args:
+        freq_masks: frequency masks per utterance; each is ``0..freq_width`` bins wide.
+        freq_width: the widest frequency mask, in bins.
+        time_masks: time masks per utterance; each is ``0..time_width * length`` frames wide.
+        time_width: the widest time mask as a fraction of the utterance's valid length.
+        fill: the value written into masked cells.
+    """
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 10, time_masks: int = 2,
+                 time_width: float = 0.05, fill: float = 0.0):
+        super().__init__()
+        if freq_masks < 0 or time_masks < 0 or freq_width < 0 or not 0.0 <= time_width <= 1.0:
+            raise ValueError("SpecAugment needs non-negative mask counts and widths and 0 <= time_width <= 1")
+        self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
+        self.time_masks, self.time_width = int(time_masks), float(time_width)
+        self.fill = float(fill)
+
+    def extra_repr(self) -> str:
+        return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
+                f"time_masks={self.time_masks}, time_width={self.time_width}")
+
+    @staticmethod
+    def _band_mask(count: int, widest: torch.Tensor, size: torch.Tensor, positions: int,
+                   device: torch.device) -> torch.Tensor:
+        """``[batch, positions]`` bool: ``count`` random bands per row, each ``0..widest[row]``
+        wide and starting within ``0..size[row] - width``."""
+        batch = widest.shape[0]
+        mask = torch.zeros(batch, positions, dtype=torch.bool, device=device)
+        grid = torch.arange(positions, device=device)[None, :]
+        for _ in range(count):
+            width = (torch.rand(batch, device=device) * (widest + 1).float()).long()  # 0..widest
+            width = torch.minimum(width, size)
+            start = (torch.rand(batch, device=device) * (size - width + 1).float()).long()  # 0..size-width
+            mask |= (grid >= start[:, None]) & (grid < (start + width)[:, None])
+        return mask
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``features [batch, frames, dim]``, ``lengths [batch]`` → masked features (training only)."""
+        if not self.training or (self.freq_masks == 0 and self.time_masks == 0):
+            return features
+        batch, frames, dim = features.shape
+        device = features.device
+        lengths = lengths.to(device).clamp(min=0, max=frames)
+        mask = torch.zeros(batch, frames, dim, dtype=torch.bool, device=device)
+        if self.freq_masks and self.freq_width:
+            widest = torch.full((batch,), min(self.freq_width, dim), device=device)
+            bins = self._band_mask(self.freq_masks, widest, torch.full((batch,), dim, device=device), dim, device)
+            mask |= bins[:, None, :]
+        if self.time_masks and self.time_width:
+            widest = (lengths.float() * self.time_width).long()
+            steps = self._band_mask(self.time_masks, widest, lengths, frames, device)
+            mask |= steps[:, :, None]
+        return features.masked_fill(mask, self.fill)
