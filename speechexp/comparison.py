@@ -8,8 +8,9 @@ the first folder:
 - ``comparison.csv`` / ``comparison.md``: one row per job, best first by the metric (failed
   jobs last, with their error); columns: the overrides that differ between jobs, every
   final metric, status, error, wall time;
-- with repeated seeds, ``comparison_by_seed.csv`` / ``.md``: ``metric_mean``,
-  ``metric_std`` and ``n`` per configuration (the other overrides);
+- with repeated seeds, ``comparison_by_seed.csv`` / ``.md``: mean and std over seeds
+  (``<metric>_mean``, ``<metric>_std``) of the ranking metric and of every final
+  ``test/`` metric, and ``n``, per configuration (the other overrides);
 - ``figures/sweep_heatmap.png`` for two swept parameters (e.g. units x learning rate),
   ``figures/sweep_line.png`` for one (error bars with seeds), else a bar per configuration;
 - ``best.yaml``: the best configuration as overrides that ``speechexp-train`` accepts,
@@ -198,6 +199,43 @@ class Comparison:
     best_command: str | None
 
 
+def final_metrics(jobs: list[Job]) -> list[str]:
+    """The ``test/`` metrics the completed jobs report (timings excluded), in name order."""
+    names = {k for j in jobs if j.status == "completed" for k, v in j.results.items()
+             if k.startswith("test/") and isinstance(v, (int, float)) and not k.endswith(("_s", "seconds"))}
+    return sorted(names)
+
+
+def seed_summary(groups: list[Group], metric: str) -> tuple[list[dict], list[str], list[dict], list[str]]:
+    """Per configuration: mean, std and count over seeds of the ranking metric and of every
+    final test metric. Returns CSV rows and columns (``<m>_mean``, ``<m>_std``) and
+    Markdown rows and columns (one ``mean ± std`` cell per metric)."""
+    others = [m for m in final_metrics([j for g in groups for j in g.jobs]) if m != metric]
+    keys = sorted({k for g in groups for k in g.config})
+    rows, md_rows = [], []
+    for group in groups:
+        row = {**group.config, f"{metric}_mean": group.mean, f"{metric}_std": group.std}
+        md_row = {**group.config, metric: _mean_std(group.mean, group.std)}
+        for name in others:
+            values = [float(j.results[name]) for j in group.jobs if j.status == "completed"
+                      and isinstance(j.results.get(name), (int, float)) and math.isfinite(j.results[name])]
+            m = mean(values) if values else None
+            sd = (stdev(values) if len(values) > 1 else 0.0) if values else None
+            row.update({f"{name}_mean": m, f"{name}_std": sd})
+            md_row[name] = _mean_std(m, sd)
+        row.update({"n": len(group.values), "jobs": len(group.jobs)})
+        md_row.update({"n": len(group.values), "jobs": len(group.jobs)})
+        rows.append(row)
+        md_rows.append(md_row)
+    columns = [*keys, f"{metric}_mean", f"{metric}_std", *(f"{n}_{s}" for n in others for s in ("mean", "std")),
+               "n", "jobs"]
+    return rows, columns, md_rows, [*keys, metric, *others, "n", "jobs"]
+
+
+def _mean_std(m: float | None, sd: float | None) -> str:
+    return "" if m is None else f"{m:.4g} ± {sd:.2g}"
+
+
 def write_comparison(folders: list[str | Path], metric: str | None = None, mode: str | None = None) -> Comparison:
     """Compare the jobs under ``folders`` and write the table, figures and best config into
     the first folder; ``metric``/``mode`` default to the jobs' task config."""
@@ -212,12 +250,11 @@ def write_comparison(folders: list[str | Path], metric: str | None = None, mode:
     groups = by_configuration(jobs, metric, mode)
     seeds = any("seed" in j.swept for j in jobs)
     if seeds:
-        agg_rows = [{**g.config, f"{metric}_mean": g.mean, f"{metric}_std": g.std, "n": len(g.values),
-                     "jobs": len(g.jobs)} for g in groups]
-        agg_columns = [*sorted({k for g in groups for k in g.config}), f"{metric}_mean", f"{metric}_std", "n", "jobs"]
+        agg_rows, agg_columns, md_rows, md_columns = seed_summary(groups, metric)
         files.append(write_csv_atomic(root / "comparison_by_seed.csv", agg_rows, agg_columns))
         files.append(write_text_atomic(root / "comparison_by_seed.md",
-                                       f"# Mean ± std over seeds of {metric}\n\n" + markdown(agg_rows, agg_columns)))
+                                       f"# Mean ± std over seeds, sorted by {metric} ({mode})\n\n"
+                                       + markdown(md_rows, md_columns)))
     files += _figures(groups, metric, root / "figures", seeds)
     best_group = next((g for g in groups if g.values), None)
     best, command = None, None

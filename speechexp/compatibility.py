@@ -35,35 +35,51 @@ def _find(conf_dirs: Iterable[Path], group: str, option: str) -> Path | None:
     return None
 
 
-def _default_choice(config_file: Path | None, group: str) -> str | None:
-    """The option a config file's defaults list picks for ``group`` (plain or ``override /group``)."""
-    for entry in (_read_yaml(config_file).get("defaults") or []) if config_file else []:
+def _default_choice(config_file: Path | None, group: str, conf_dirs: Iterable[Path] = (),
+                    _seen: frozenset = frozenset()) -> str | None:
+    """The option a config file's defaults list picks for ``group`` (plain or ``override
+    /group``), also through the configs it includes (``- /recipe/asr_emotion``, or a
+    sibling such as ``- asr_emotion``); a later entry wins, as in Hydra."""
+    if config_file is None or config_file in _seen:
+        return None
+    found = None
+    for entry in _read_yaml(config_file).get("defaults") or []:
         if isinstance(entry, dict):
             for key, value in entry.items():
                 if key.replace("override ", "").strip().lstrip("/") == group and isinstance(value, str):
-                    return value
-    return None
+                    found = value
+        elif isinstance(entry, str) and entry != "_self_":
+            name = entry.strip()
+            if name.startswith("/"):
+                included = _find(conf_dirs, str(Path(name.lstrip("/")).parent), Path(name).name)
+            else:
+                included = config_file.parent / f"{name}.yaml"
+            found = _default_choice(included if included and included.is_file() else None, group,
+                                    conf_dirs, _seen | {config_file}) or found
+    return found
 
 
 def experiments_accepting(conf_dirs: list[Path], group: str, option: str) -> list[str]:
-    """Experiments (``experiment/*.yaml``) whose task accepts ``group=option``."""
-    found = []
+    """Experiments (``experiment/*.yaml``) whose task accepts ``group=option``; those that
+    choose that option themselves come first (``dataset=ravdess``: asr_emotion_ravdess)."""
+    chooses, accepts_it = [], []
     for conf_dir in conf_dirs:
         for path in sorted((Path(conf_dir) / "experiment").glob("*.yaml")):
-            task = _default_choice(path, "task")
+            task = _default_choice(path, "task", conf_dirs)
             accepts = _read_yaml(_find(conf_dirs, "task", task) or Path()).get("accepts", {}) if task else {}
-            if option in (accepts.get(group) or []) and path.stem not in found:
-                found.append(path.stem)
-    return found
+            if option in (accepts.get(group) or []) and path.stem not in chooses + accepts_it:
+                own = _default_choice(path, group, conf_dirs) == option
+                (chooses if own else accepts_it).append(path.stem)
+    return chooses + accepts_it
 
 
 def problem(group: str, chosen: str, task: str, allowed: list[str], experiment: str | None,
             conf_dirs: list[Path]) -> str:
     """One sentence: why ``group=chosen`` does not fit ``task`` and what to choose instead."""
     where = f"experiment={experiment} (task={task})" if experiment else f"task={task}"
-    fixes = [f"experiment={e}" for e in experiments_accepting(conf_dirs, group, chosen)]
+    fixes = [f"experiment={e}" for e in experiments_accepting(conf_dirs, group, chosen)[:1]]
     options = ", ".join(f"{group}={a}" for a in allowed)
-    advice = (f"use {' or '.join(fixes)}, or choose one of {options}" if fixes
+    advice = (f"use {fixes[0]}, or choose one of {options}" if fixes
               else f"choose one of {options}, or pick an experiment whose task fits {group}={chosen}")
     return f"{group}={chosen} cannot be used with {where}; {advice}."
 
@@ -98,8 +114,8 @@ def check_command_line(argv: list[str], conf_dir: Path, config_name: str = "trai
               and o.key_or_group in (*CHECKED_GROUPS, "task", "experiment") and isinstance(o.value(), str)}
     if not any(group in chosen for group in CHECKED_GROUPS):
         return
-    experiment = chosen.get("experiment") or _default_choice(_find(conf_dirs, "", config_name), "experiment")
-    task = chosen.get("task") or _default_choice(_find(conf_dirs, "experiment", experiment or ""), "task")
+    experiment = chosen.get("experiment") or _default_choice(_find(conf_dirs, "", config_name), "experiment", conf_dirs)
+    task = chosen.get("task") or _default_choice(_find(conf_dirs, "experiment", experiment or ""), "task", conf_dirs)
     task_file = _find(conf_dirs, "task", task) if task else None
     if task_file is None:
         return

@@ -66,6 +66,10 @@ def test_every_group_option_composes(group, tmp_path):
                 cfg = compose_config("train", [f"experiment={experiment}", f"{group}={option}"], tmp_path)
             except ConfigCompositionException:
                 continue
+            try:
+                check_compatibility(cfg)  # e.g. task=separation under experiment=asr_emotion is refused
+            except SpeechexpError:
+                continue
             composed.append(experiment)
             for node in target_nodes(cfg):
                 assert_keys_fit_target(node)

@@ -74,7 +74,7 @@ def test_default_config_has_many_voices():
     voices = prep.voices()
     assert len(set(voices)) == prep.num_speakers >= 60
     assert len({b for b, _ in voices}) == len(espeak.ENGLISH_BASE_VOICES)
-    assert 1500 <= prep.num_speakers * prep.utterances_per_speaker <= 3000
+    assert 3000 <= prep.num_speakers * prep.utterances_per_speaker <= 4000
 
 
 def test_metadata_and_audio_are_consistent(corpus):

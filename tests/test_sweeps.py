@@ -130,7 +130,8 @@ def test_compare_writes_table_seed_statistics_heatmap_and_best_that_composes(tmp
                 failed = units == 64 and lr == 3e-3 and seed == 1
                 results = ({"status": "failed", "error": "boom", "wall_seconds": 1.0} if failed else
                            {"status": "completed", "val/si_snr": grid_score(units, lr, seed) - 1,
-                            "val/si_snr_best": grid_score(units, lr, seed), "test/si_snr": 1.0, "wall_seconds": 2.0})
+                            "val/si_snr_best": grid_score(units, lr, seed), "test/si_snr": 1.0 + seed,
+                            "wall_seconds": 2.0})
                 fake_job(sweep / str(job), overrides, results)
                 job += 1
     done = run_cli("compare", str(sweep))
@@ -148,6 +149,10 @@ def test_compare_writes_table_seed_statistics_heatmap_and_best_that_composes(tmp
     assert float(top["val/si_snr_mean"]) == pytest.approx(grid_score(64, 1e-3, 0) + 0.25)
     assert float(top["val/si_snr_std"]) == pytest.approx(0.5 / 2 ** 0.5)  # seeds 0 and 1 differ by 0.5
     assert [r["n"] for r in by_seed if (r["model.units"], r["optimizer.lr"]) == ("64", "0.003")] == ["1"]
+    # every final test metric is aggregated too: seeds 0 and 1 report 1.0 and 2.0
+    assert float(top["test/si_snr_mean"]) == pytest.approx(1.5)
+    assert float(top["test/si_snr_std"]) == pytest.approx(0.5 ** 0.5)
+    assert "| 1.5 ± 0.71 |" in (sweep / "comparison_by_seed.md").read_text()
     assert (sweep / "figures" / "sweep_heatmap.png").stat().st_size > 10_000
     assert "comparison.md" in done.stdout and "| job |" in (sweep / "comparison.md").read_text()
     best = yaml.safe_load((sweep / "best.yaml").read_text())

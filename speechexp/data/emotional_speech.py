@@ -79,9 +79,9 @@ class EmotionalSpeechPreparer(DatasetPreparer):
 
     name: str = "emotional_speech"
     emotions: list[str] = field(default_factory=lambda: list(DEFAULT_EMOTIONS))
-    num_speakers: int = 80
-    utterances_per_speaker: int = 25
-    num_sentences: int = 400
+    num_speakers: int = 380
+    utterances_per_speaker: int = 10
+    num_sentences: int = 2000
     val_fraction: float = 0.1
     test_fraction: float = 0.15
     sample_rate: int = 16000
