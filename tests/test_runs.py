@@ -124,8 +124,9 @@ def test_progress_bar_off_prints_one_line_per_epoch(tmp_path):
 
 
 def test_non_finite_ctc_loss_stops_with_the_step_and_the_cause(compose_train, tmp_path):
-    """Stride 8 leaves 12.5 frames/s, fewer than the characters spoken: CTC is infinite."""
-    cfg = compose_train("experiment=asr_emotion", "model.stride=8", "loss.zero_infinity=false", "logger=csv",
+    """A 25 ms hop and stride 4 leave 10 frames/s, fewer than the characters spoken: CTC is infinite."""
+    cfg = compose_train("experiment=asr_emotion", "model.stride=4", "dataset.datamodule.hop_length=400",
+                        "loss.zero_infinity=false", "logger=csv",
                         "dataset.preparer.num_speakers=30", "dataset.preparer.utterances_per_speaker=10",
                         "dataset.preparer.num_sentences=120", "trainer.enable_progress_bar=false")
     with pytest.raises(SpeechexpError) as info:
