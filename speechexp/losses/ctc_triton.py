@@ -257,6 +257,17 @@ def _targets_2d(targets: torch.Tensor) -> torch.Tensor:
     return targets.to(torch.long).contiguous()
 
 
+def _kernel_inputs(log_probs, targets, input_lengths, target_lengths):
+    """Contiguous kernel arguments: log-probs, targets ``(N, S)``, lengths as int64 on the
+    log-probs' device, the extended-label width ``2S + 1`` and its block size and warps."""
+    device = log_probs.device
+    width = 2 * int(targets.shape[1]) + 1
+    block, warps = _block(width)
+    return (log_probs.contiguous(), _targets_2d(targets),
+            input_lengths.to(device=device, dtype=torch.long).contiguous(),
+            target_lengths.to(device=device, dtype=torch.long).contiguous(), width, block, warps)
+
+
 def ctc_forward_backward_triton(
     log_probs: torch.Tensor,
     targets: torch.Tensor,
@@ -278,12 +289,7 @@ def ctc_forward_backward_triton(
     if n_frames == 0 or n == 0:
         nll = torch.where(target_lengths == 0, 0.0, float("inf")).to(log_probs.dtype)
         return nll, (torch.zeros_like(log_probs) if want_grad else None)
-    lp = log_probs.contiguous()
-    tgt = _targets_2d(targets)
-    il = input_lengths.to(device=device, dtype=torch.long).contiguous()
-    tgl = target_lengths.to(device=device, dtype=torch.long).contiguous()
-    width = 2 * int(targets.shape[1]) + 1
-    block, warps = _block(width)
+    lp, tgt, il, tgl, width, block, warps = _kernel_inputs(log_probs, targets, input_lengths, target_lengths)
     alpha = torch.empty((n, n_frames, width), dtype=lp.dtype, device=device)
     scratch = torch.empty((n, 2, block), dtype=lp.dtype, device=device) if want_grad else alpha
     log_lik = torch.empty(n, dtype=torch.float64, device=device)
@@ -321,12 +327,7 @@ def ctc_viterbi_triton(
     if n_frames == 0 or n == 0:
         score = torch.where(target_lengths == 0, 0.0, _NEG_INF).to(log_probs.dtype)
         return path, score
-    lp = log_probs.contiguous()
-    tgt = _targets_2d(targets)
-    il = input_lengths.to(device=device, dtype=torch.long).contiguous()
-    tgl = target_lengths.to(device=device, dtype=torch.long).contiguous()
-    width = 2 * int(targets.shape[1]) + 1
-    block, warps = _block(width)
+    lp, tgt, il, tgl, width, block, warps = _kernel_inputs(log_probs, targets, input_lengths, target_lengths)
     scratch = torch.empty((n, 2, block), dtype=lp.dtype, device=device)
     back = torch.zeros((n, n_frames, width), dtype=torch.int8, device=device)
     score = torch.empty(n, dtype=lp.dtype, device=device)
