@@ -36,3 +36,15 @@ def test_bench_ctc_json_covers_the_issue_shapes():
         assert row["builtin_ms"] > 0 and row["custom_ms"] > 0
         assert row["ratio"] == pytest.approx(row["custom_ms"] / row["builtin_ms"], rel=1e-6)
     assert report["classes"] == 30 and report["device"] == "cpu"
+
+
+def test_bench_sweep_bound_is_serial_overhead_plus_half_the_one_thread_work():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_sweep", REPO / "scripts" / "bench_sweep.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    # serial sweep: 100 s wall, its jobs 4 x 20 s (so 20 s of launch overhead); 1-thread jobs 4 x 30 s
+    assert bench.lowest_ratio(100.0, [20.0] * 4, [30.0] * 4) == pytest.approx((20 + 60) / 100)
+    # jobs that gain nothing from a second thread: two at once halve the work
+    assert bench.lowest_ratio(100.0, [25.0] * 4, [25.0] * 4) == pytest.approx(0.5)
