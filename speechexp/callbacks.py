@@ -89,9 +89,10 @@ class NonFiniteLossGuard(pl.Callback):
 class EpochSummary(pl.Callback):
     """Per epoch: log ``train/epoch_s`` (the whole epoch), ``train/seconds`` and
     ``val/seconds`` (its training batches and its validation pass), ``train/items_per_s``
-    and ``val/items_per_s`` (throughput, for comparing machines) and the monitored metric's best so far (``<monitor>_best``); with
-    the progress bar off, also print one line: epoch, step, train loss, the monitored
-    metric and its best, seconds per epoch and throughput."""
+    and ``val/items_per_s`` (throughput, for comparing machines) and the monitored
+    metric's best so far (``<monitor>_best``); with the progress bar off, also print one
+    line: epoch, step, train loss, the monitored metric and its best, seconds per epoch
+    and throughput."""
 
     def __init__(self, monitor: str, mode: str = "min", loss_key: str = "train/loss") -> None:
         self.monitor, self.mode, self.loss_key = monitor, str(getattr(mode, "value", mode)), loss_key

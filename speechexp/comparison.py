@@ -135,11 +135,18 @@ class Group:
 
     @property
     def mean(self) -> float | None:
-        return mean(self.values) if self.values else None
+        return mean_and_std(self.values)[0]
 
     @property
     def std(self) -> float | None:
-        return stdev(self.values) if len(self.values) > 1 else (0.0 if self.values else None)
+        return mean_and_std(self.values)[1]
+
+
+def mean_and_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std of ``values`` (std 0 for one value; ``None`` for none)."""
+    if not values:
+        return None, None
+    return mean(values), (stdev(values) if len(values) > 1 else 0.0)
 
 
 def by_configuration(jobs: list[Job], metric: str, mode: str) -> list[Group]:
@@ -219,8 +226,7 @@ def seed_summary(groups: list[Group], metric: str) -> tuple[list[dict], list[str
         for name in others:
             values = [float(j.results[name]) for j in group.jobs if j.status == "completed"
                       and isinstance(j.results.get(name), (int, float)) and math.isfinite(j.results[name])]
-            m = mean(values) if values else None
-            sd = (stdev(values) if len(values) > 1 else 0.0) if values else None
+            m, sd = mean_and_std(values)
             row.update({f"{name}_mean": m, f"{name}_std": sd})
             md_row[name] = _mean_std(m, sd)
         row.update({"n": len(group.values), "jobs": len(group.jobs)})

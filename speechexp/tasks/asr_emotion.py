@@ -7,8 +7,9 @@ per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (greedy decoding; 
 test), emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and
 test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; see
 :func:`combined_score`); throughput is logged for every task by
-:class:`speechexp.callbacks.EpochSummary`. After testing the run directory holds ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC
-alignment figure of the first test utterance.
+:class:`speechexp.callbacks.EpochSummary`. After testing the run directory holds
+``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment figure
+of the first test utterance.
 """
 
 from __future__ import annotations

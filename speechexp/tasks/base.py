@@ -11,6 +11,8 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
+from speechexp.checkpoints import CONFIG_KEY
+
 
 class ConfiguredTask(pl.LightningModule):
     """A LightningModule built from configs.
@@ -48,7 +50,7 @@ class ConfiguredTask(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # NeMo-style: the checkpoint alone rebuilds dataset, model and task (speechexp-eval)
         if self.run_config is not None:
-            checkpoint["speechexp_config"] = self.run_config
+            checkpoint[CONFIG_KEY] = self.run_config
 
     def gather_rows(self, rows: list) -> list | None:
         """Every process's ``rows`` concatenated on rank 0 (``None`` elsewhere); the rows
