@@ -69,6 +69,18 @@ def wait_for_epoch_line(run_dir: Path, epoch: int, process: subprocess.Popen, ti
     raise AssertionError(f"no 'epoch {epoch}/6' line in time: {process.communicate()[1][-2000:]}")
 
 
+def wait_for_epoch_rows(run_dir: Path, count: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until ``metrics.csv`` holds ``count`` epochs' training rows. Lightning saves an
+    epoch's checkpoint before it writes that epoch's metrics, so a SIGKILL between the two
+    loses the row (at most once per kill); killing just after the row lands mid-epoch."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if (run_dir / "csv" / "metrics.csv").is_file() and len(epoch_rows(run_dir)) >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"metrics.csv has no {count} epoch rows in time: {process.communicate()[1][-2000:]}")
+
+
 def assert_resumed_to_the_end(run_dir: Path, data: Path) -> dict:
     done = run_cli("train", f"hydra.run.dir={run_dir}", f"paths.data_dir={data}", *TINY,
                    "trainer.max_epochs=6", "logger=many")
@@ -92,6 +104,7 @@ def test_sigkill_then_the_same_command_resumes_from_last_ckpt(tmp_path):
     run_dir, data = tmp_path / "run", tmp_path / "data"
     process = start_training(run_dir, data)
     wait_for_epoch_line(run_dir, 3, process)
+    wait_for_epoch_rows(run_dir, 3, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (run_dir / "results.json").exists()  # killed without a word
