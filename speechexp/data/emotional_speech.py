@@ -54,7 +54,7 @@ METADATA_COLUMNS = [
 
 
 def apply_tilt(audio: np.ndarray, tilt: float) -> np.ndarray:
-    """Brighten (``tilt > 0``) or darken (``tilt < 0``) ``audio`` ``(time,)``; keeps RMS."""
+    """Brighten (``tilt > 0``) or darken (``tilt < 0``) ``audio [time]``; keeps RMS."""
     if abs(tilt) < 1e-6 or audio.size == 0:
         return audio
     if tilt > 0:
@@ -193,7 +193,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
 
     # ------------------------------------------------------------------ synthesis
     def render(self, utt: dict[str, Any], index: int) -> np.ndarray:
-        """Audio ``(time,)`` at ``sample_rate`` Hz for one planned utterance."""
+        """Audio ``[time]`` at ``sample_rate`` Hz for one planned utterance."""
         prosody = espeak.Prosody(
             rate=utt["rate"], pitch=utt["pitch"], pitch_range=utt["pitch_range"],
             volume=utt["volume"], word_gap=utt["word_gap"],

@@ -158,7 +158,8 @@ class MultitaskSpeechModel(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``features [batch, frames, n_mels]``, ``lengths [batch]`` →
-        ``log_probs [frames', batch, vocab]`` (CTC layout), ``out_lengths [batch]``,
+        ``log_probs (T, N, C)`` (CTC layout: ``T = frames' * ctc_upsample``, ``N = batch``,
+        ``C = vocab_size``), ``out_lengths [batch]``,
         ``emotion_logits [batch, num_emotions]``."""
         lengths = lengths.clamp(min=0, max=features.shape[1])
         x, global_features = self.normalise(features, lengths)
