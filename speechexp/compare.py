@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from speechexp.comparison import write_comparison
+from speechexp.sweeps.comparison import write_comparison
 from speechexp.errors import SpeechexpError
 
 

@@ -10,14 +10,15 @@ import hydra
 from omegaconf import DictConfig
 
 from speechexp.config import CONF_DIR  # importing registers schemas and resolvers
-from speechexp.runtime import entry_point, prepare_dataset
+from speechexp.runs.entry import entry_point
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="prepare")
 @entry_point
 def main(cfg: DictConfig) -> None:
-    folder = prepare_dataset(cfg.dataset, cfg.paths.data_dir)
-    print(folder, flush=True)
+    from speechexp.runs.build import prepare_dataset  # noqa: PLC0415  (heavy: not for --help)
+
+    print(prepare_dataset(cfg.dataset, cfg.paths.data_dir), flush=True)
 
 
 if __name__ == "__main__":

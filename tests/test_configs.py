@@ -10,9 +10,10 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
-from speechexp.config import CONF_DIR, wandb_offline
+from speechexp.config import CONF_DIR
+from speechexp.config.resolvers import wandb_offline
 from speechexp.errors import SpeechexpError
-from speechexp.runtime import check_compatibility
+from speechexp.config.compatibility import check_composed as check_compatibility
 from tests.conftest import compose_config
 
 CONF = Path(CONF_DIR)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechexp.checkpoints import load_checkpoint
+from speechexp.runs.checkpoints import load_checkpoint
 from speechexp.errors import SpeechexpError
-from speechexp.rundir import SUPERSEDED_DIR
+from speechexp.runs.plan import SUPERSEDED_DIR
 from speechexp.train import train
 from tests.conftest import REPO, run_cli
 from tests.test_cli import assert_one_line_error

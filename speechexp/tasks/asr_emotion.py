@@ -63,8 +63,8 @@ class AsrEmotionTask(ConfiguredTask):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  tokenizer: CharTokenizer, emotion_names: list[str], scheduler: Callable[..., Any] | None = None,
                  asr_weight: float = 1.0, emotion_weight: float = 1.0, export_dir: str | None = None,
-                 monitor: str = "val/loss", speaker_norm: bool = False):
-        super().__init__(optimizer, scheduler, monitor)
+                 monitor: str = "val/loss", speaker_norm: bool = False, run_config: dict | None = None):
+        super().__init__(optimizer, scheduler, monitor, run_config)
         self.speaker_norm = bool(speaker_norm)
         self._speaker_means: dict[str, torch.Tensor] | None = None
         self.model, self.ctc = model, loss

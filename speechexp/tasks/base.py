@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
-from speechexp.checkpoints import CONFIG_KEY
+from speechexp.runs.checkpoints import CONFIG_KEY
 
 
 class ConfiguredTask(pl.LightningModule):
@@ -23,13 +23,16 @@ class ConfiguredTask(pl.LightningModule):
             scheduler follows ``monitor``. A scheduler class with ``interval = "step"``
             (see :mod:`speechexp.tasks.schedules`) is stepped per optimizer step, and
             gets ``total_steps`` from the trainer when its config leaves it ``None``.
+        run_config: the resolved run config as plain data, saved with the weights so the
+            checkpoint alone rebuilds dataset, model and task.
     """
 
     def __init__(self, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., Any] | None = None, monitor: str = "val/loss"):
+                 scheduler: Callable[..., Any] | None = None, monitor: str = "val/loss",
+                 run_config: dict | None = None):
         super().__init__()
         self.optimizer_factory, self.scheduler_factory, self.monitor = optimizer, scheduler, monitor
-        self.run_config: dict | None = None  # the resolved run config, saved with the weights
+        self.run_config = run_config
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())

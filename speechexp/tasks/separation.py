@@ -39,8 +39,9 @@ class SeparationTask(ConfiguredTask):
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, sample_rate: int = 8000,
-                 export_dir: str | None = None, n_figures: int = 3, monitor: str = "val/si_snr"):
-        super().__init__(optimizer, scheduler, monitor)
+                 export_dir: str | None = None, n_figures: int = 3, monitor: str = "val/si_snr",
+                 run_config: dict | None = None):
+        super().__init__(optimizer, scheduler, monitor, run_config)
         self.model, self.loss = model, loss
         self.sample_rate, self.n_figures = int(sample_rate), int(n_figures)
         self.export_dir = Path(export_dir) if export_dir else None

@@ -30,7 +30,7 @@ import yaml
 
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_text_atomic
-from speechexp.rundir import CONFIG_FILE, RESULTS_FILE, SUPERSEDED_DIR, is_cosmetic
+from speechexp.runs.plan import CONFIG_FILE, RESULTS_FILE, SUPERSEDED_DIR, is_cosmetic
 
 # overrides never shown as swept parameters nor repeated in the best configuration
 NOT_CONFIGURATION = ("hparams_search",)
@@ -275,7 +275,7 @@ def write_comparison(folders: list[str | Path], metric: str | None = None, mode:
 
 
 def _figures(groups: list[Group], metric: str, folder: Path, seeds: bool) -> list[Path]:
-    from speechexp.viz import sweep as plots  # noqa: PLC0415  (matplotlib is slow to import)
+    from speechexp.sweeps import figures as plots  # noqa: PLC0415  (matplotlib is slow to import)
 
     scored = [g for g in groups if g.values]
     keys = sorted({k for g in groups for k in g.config})

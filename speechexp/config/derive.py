@@ -29,7 +29,9 @@ def omegaconf_type(annotation: Any) -> Any:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (Union, types.UnionType):
         present = [a for a in args if a is not type(None)]
-        inner = omegaconf_type(present[0]) if len(present) == 1 else Any
+        primitives = [a for a in present if a in PRIMITIVES]
+        # a config holds primitives only: `float | Tensor` (torch.optim's lr) is a float there
+        inner = omegaconf_type(present[0]) if len(present) == 1 else primitives[0] if len(primitives) == 1 else Any
         return Optional[inner] if inner is not Any and len(present) < len(args) else inner
     if origin in (list, tuple, collections.abc.Sequence):
         element = args[0] if args else Any
@@ -69,10 +71,13 @@ def _field(default: Any) -> dataclasses.Field:
     return dataclasses.field(default=default)
 
 
-def schema_for(target_path: str, name: str | None = None) -> type:
-    """A dataclass schema for ``_target_: target_path`` (named ``<Class>Config``)."""
+def schema_for(target_path: str, name: str | None = None, partial: bool = False) -> type:
+    """A dataclass schema for ``_target_: target_path`` (named ``<Class>Config``); with
+    ``partial``, also ``_partial_: true`` (a constructor completed later, e.g. an optimizer)."""
     target = get_object(target_path)
     fields = [("_target_", str, dataclasses.field(default=target_path))]
+    if partial:
+        fields.append(("_partial_", bool, dataclasses.field(default=True)))
     for param, annotation, default in _parameters(target):
         fields.append((param, omegaconf_type(annotation), _field(default)))
     return dataclasses.make_dataclass(name or f"{target.__name__}Config", fields)

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from speechexp.rundir import is_cosmetic
+from speechexp.runs.plan import is_cosmetic
 
 WANDB_TARGETS = ("pytorch_lightning.loggers.WandbLogger", "lightning.pytorch.loggers.WandbLogger")
 
@@ -38,7 +38,7 @@ def configure_wandb(cfg: DictConfig, run_id: str) -> None:
                 node.id = run_id
                 node.resume = "allow"
                 if node.get("name") is None:
-                    node.name = job_label(list(HydraConfig.get().overrides.task), cfg.task.name)
+                    node.name = job_label(list(HydraConfig.get().overrides.task), cfg.get("name") or "speechexp")
                 if node.get("group") is None:
                     node.group = sweep_group(cfg.get("sweep_name"))
 

@@ -18,9 +18,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
-from speechexp.comparison import write_comparison
+from speechexp.sweeps.comparison import write_comparison
 from speechexp.errors import SpeechexpError
-from speechexp.rundir import RESULTS_FILE
+from speechexp.runs.plan import RESULTS_FILE
 
 log = logging.getLogger("speechexp.sweep")
 

@@ -1,0 +1,48 @@
+"""Composition: where the configs live, the schemas Hydra validates them with, the
+resolvers they use, and which options fit which task (:mod:`.compatibility`).
+
+Importing this package registers schemas and resolvers, so every entry point (and a
+Hydra job process of a multirun) composes with them. A process that only asks Hydra for
+help or shell completion gets untyped placeholder schemas instead, so ``--help`` does
+not pay for importing torch and every model, preparer and datamodule.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from speechexp.config.registry import register_configs
+
+
+def _conf_dir() -> Path:
+    """The configs: inside the package when installed from a wheel, else ``conf/`` at the
+    top of the source tree (a checkout or an editable install), the one place they are edited."""
+    package = Path(__file__).resolve().parent.parent
+    return package / "conf" if (package / "conf" / "train.yaml").is_file() else package.parent / "conf"
+
+
+CONF_DIR = str(_conf_dir())
+# Hydra flags that compose nothing a run needs typed: help texts and shell completion
+HELP_FLAGS = ("--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
+def help_only(argv: list[str]) -> bool:
+    """Whether this command line only asks Hydra for help or completion."""
+    return any(arg in HELP_FLAGS or arg.startswith("--shell-completion") for arg in argv)
+
+
+def register_command_line(argv: list[str]) -> None:
+    """Also register the schemas of the options in a ``--config-dir`` on the command line,
+    so a user's own dataset or model YAML can pull in ``/schema/<group>/<option>``."""
+    from hydra._internal.utils import get_args_parser  # noqa: PLC0415  (Hydra's own CLI parser)
+
+    try:
+        config_dir = get_args_parser().parse_args(argv).config_dir
+    except SystemExit:  # Hydra reports a malformed command line itself
+        return
+    if config_dir:
+        register_configs([Path(config_dir), Path(CONF_DIR)], typed=not help_only(argv))
+
+
+register_configs([Path(CONF_DIR)], typed=not help_only(sys.argv[1:]))

@@ -1,0 +1,174 @@
+"""Which options fit which task, checked before anything runs.
+
+A task config lists the kinds of thing it can consume (``task.accepts``): per group, the
+classes an option's target must be (or subclass). A dataset's kind is its datamodule;
+a model's and a loss's, their own ``_target_``. So an option a user adds (a YAML in
+``--config-dir``, or a subclass) fits every task that consumes its kind, with nothing
+to register. The rule is checked twice: on the command line before Hydra composes
+(:func:`check_command_line`; a model of another task would otherwise end in Hydra's
+"Key ... not in ..." because the experiment preset sets keys the other model lacks), and
+on the composed config (:func:`check_composed`) for every way of choosing options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from speechexp.config.registry import read_yaml
+from speechexp.errors import SpeechexpError
+
+CHECKED_GROUPS = ("dataset", "model", "loss")
+
+
+def option_kind(group: str, node: dict | None) -> str | None:
+    """The class path that decides where an option fits: a dataset's datamodule target,
+    else the option's own ``_target_`` (``None`` when the config names none)."""
+    node = node or {}
+    if group == "dataset":
+        node = node.get("datamodule") or {}
+    target = node.get("_target_")
+    return str(target) if target else None
+
+
+def fits(kind: str | None, accepted: Iterable[str]) -> bool:
+    """Whether an option of class ``kind`` is (a subclass of) one of the ``accepted`` classes."""
+    accepted = list(accepted)
+    if kind is None or kind in accepted:
+        return True
+    from hydra.utils import get_object  # noqa: PLC0415  (imports the classes: only off the common path)
+
+    try:
+        cls = get_object(kind)
+        return any(isinstance(cls, type) and issubclass(cls, get_object(a)) for a in accepted)
+    except Exception:  # noqa: BLE001 - an unimportable target is reported when it is instantiated
+        return True
+
+
+def _find(conf_dirs: Iterable[Path], group: str, option: str) -> Path | None:
+    for conf_dir in conf_dirs:
+        path = Path(conf_dir) / group / f"{option}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def _options(conf_dirs: Iterable[Path], group: str) -> dict[str, Path]:
+    """Every option of ``group`` across the config dirs (the first dir's file wins)."""
+    found: dict[str, Path] = {}
+    for conf_dir in conf_dirs:
+        for path in sorted((Path(conf_dir) / group).glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def _default_choice(config_file: Path | None, group: str, conf_dirs: Iterable[Path] = (),
+                    _seen: frozenset = frozenset()) -> str | None:
+    """The option a config file's defaults list picks for ``group`` (plain or ``override
+    /group``), also through the configs it includes (``- /recipe/asr_emotion``, or a
+    sibling such as ``- asr_emotion``); a later entry wins, as in Hydra."""
+    if config_file is None or config_file in _seen:
+        return None
+    found = None
+    for entry in read_yaml(config_file).get("defaults") or []:
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                if key.replace("override ", "").strip().lstrip("/") == group and isinstance(value, str):
+                    found = value
+        elif isinstance(entry, str) and entry != "_self_":
+            name = entry.strip()
+            if name.startswith("/"):
+                included = _find(conf_dirs, str(Path(name.lstrip("/")).parent), Path(name).name)
+            else:
+                included = config_file.parent / f"{name}.yaml"
+            found = _default_choice(included if included and included.is_file() else None, group,
+                                    conf_dirs, _seen | {config_file}) or found
+    return found
+
+
+def _task_accepts(conf_dirs: list[Path], task: str | None) -> dict:
+    return read_yaml(_find(conf_dirs, "task", task) or Path()).get("accepts") or {} if task else {}
+
+
+def experiments_accepting(conf_dirs: list[Path], group: str, option: str, kind: str | None) -> list[str]:
+    """Experiments (``experiment/*.yaml``) whose task consumes ``kind``; those that choose
+    ``group=option`` themselves come first (``dataset=ravdess``: asr_emotion_ravdess)."""
+    chooses, accepts_it = [], []
+    for experiment, path in _options(conf_dirs, "experiment").items():
+        accepted = _task_accepts(conf_dirs, _default_choice(path, "task", conf_dirs)).get(group)
+        if accepted and kind and fits(kind, accepted):
+            own = _default_choice(path, group, conf_dirs) == option
+            (chooses if own else accepts_it).append(experiment)
+    return chooses + accepts_it
+
+
+def fitting_options(conf_dirs: list[Path], group: str, accepted: list[str]) -> list[str]:
+    """The options of ``group`` whose kind the task consumes (for the error's advice)."""
+    return [option for option, path in _options(conf_dirs, group).items()
+            if option_kind(group, read_yaml(path)) in accepted]
+
+
+def problem(group: str, chosen: str, kind: str | None, task: str, accepted: list[str],
+            experiment: str | None, conf_dirs: list[Path]) -> str:
+    """One sentence: why ``group=chosen`` does not fit ``task`` and what to choose instead."""
+    where = f"experiment={experiment} (task={task})" if experiment else f"task={task}"
+    fixes = [f"experiment={e}" for e in experiments_accepting(conf_dirs, group, chosen, kind)[:1]]
+    options = ", ".join(f"{group}={o}" for o in fitting_options(conf_dirs, group, accepted))
+    options = options or f"an option whose class is one of {', '.join(accepted)}"
+    advice = (f"use {fixes[0]}, or choose one of {options}" if fixes
+              else f"choose one of {options}, or pick an experiment whose task fits {group}={chosen}")
+    return f"{group}={chosen} cannot be used with {where}; {advice}."
+
+
+def check_choices(task: str, accepts: dict, chosen: dict[str, tuple[str, str | None]], experiment: str | None,
+                  conf_dirs: list[Path]) -> None:
+    """Raise :class:`SpeechexpError` for the first chosen option ``task`` cannot consume;
+    ``chosen`` maps a group to ``(option, kind)``."""
+    for group, accepted in accepts.items():
+        option, kind = chosen.get(group, (None, None))
+        if option is not None and not fits(kind, accepted):
+            raise SpeechexpError(problem(group, option, kind, task, list(accepted), experiment, conf_dirs))
+
+
+def config_dirs() -> list[Path]:
+    """The file config folders of this Hydra run (``--config-dir`` ones first, then the package's)."""
+    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+
+    sources = HydraConfig.get().runtime.config_sources
+    return [Path(s.path) for s in sources if s.schema == "file" and Path(s.path).is_dir()]
+
+
+def check_composed(cfg) -> None:
+    """Fail early when the composed config's dataset, model or loss does not fit its task."""
+    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+
+    choices = dict(HydraConfig.get().runtime.choices)
+    chosen = {g: (choices.get(g), option_kind(g, cfg.get(g))) for g in CHECKED_GROUPS}
+    check_choices(choices.get("task") or cfg.task.name, cfg.task.accepts, chosen, choices.get("experiment"),
+                  config_dirs())
+
+
+def check_command_line(argv: list[str], conf_dir: str | Path, config_name: str = "train") -> None:
+    """Refuse ``group=option`` overrides that the chosen (or default) experiment's task cannot
+    consume, before Hydra composes; anything it cannot read is left to Hydra."""
+    from hydra._internal.utils import get_args_parser  # noqa: PLC0415  (Hydra's own CLI parser)
+    from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
+
+    try:
+        args = get_args_parser().parse_args(argv)
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except (SystemExit, Exception):  # noqa: BLE001 - Hydra reports malformed command lines itself
+        return
+    conf_dirs = [Path(args.config_dir)] if args.config_dir else []
+    conf_dirs.append(Path(conf_dir))
+    chosen = {o.key_or_group: o.value() for o in overrides if o.package is None and not o.is_sweep_override()
+              and o.key_or_group in (*CHECKED_GROUPS, "task", "experiment") and isinstance(o.value(), str)}
+    if not any(group in chosen for group in CHECKED_GROUPS):
+        return
+    experiment = chosen.get("experiment") or _default_choice(_find(conf_dirs, "", config_name), "experiment", conf_dirs)
+    task = chosen.get("task") or _default_choice(_find(conf_dirs, "experiment", experiment or ""), "task", conf_dirs)
+    if task is None or _find(conf_dirs, "task", task) is None:
+        return
+    kinds = {g: (chosen[g], option_kind(g, read_yaml(_find(conf_dirs, g, chosen[g]) or Path())))
+             for g in CHECKED_GROUPS if g in chosen}
+    check_choices(task, _task_accepts(conf_dirs, task), kinds, experiment, conf_dirs)

@@ -1,0 +1,72 @@
+"""The entry points' own config schemas (``train_schema``, ``eval_schema``,
+``prepare_schema``) and the task schema. Options' schemas are derived from their
+targets instead (:mod:`speechexp.config.registry`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+class Mode(str, Enum):
+    """Direction in which a monitored metric improves."""
+
+    max = "max"
+    min = "min"
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "data"
+    output_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class TaskConfig:
+    """A task declares its LightningModule, its metric and the config choices it accepts."""
+
+    name: str = MISSING
+    monitor: str = MISSING
+    mode: Mode = Mode.max
+    accepts: dict[str, list[str]] = field(default_factory=dict)
+    module: Any = MISSING
+
+
+@dataclass
+class TrainConfig:
+    task: TaskConfig = MISSING
+    dataset: Any = MISSING
+    model: Any = MISSING
+    loss: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    trainer: Any = MISSING
+    logger: Any = None
+    callbacks: Any = None
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    name: str = "speechexp"
+    seed: int = 0
+    train: bool = True
+    test: bool = True
+    ckpt_path: Optional[str] = None
+    resume: bool = True
+    sweep_name: Optional[str] = None
+    threads: Optional[int] = None
+
+
+@dataclass
+class EvalConfig:
+    ckpt_path: str = MISSING
+    trainer: Any = MISSING
+    logger: Any = None
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+
+
+@dataclass
+class PrepareConfig:
+    dataset: Any = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)

@@ -1,0 +1,83 @@
+"""Building a run's parts from its config, with one-sentence errors: the dataset folder,
+the datamodule, the task (model, loss, optimizer), loggers, callbacks and the trainer."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from speechexp.errors import SpeechexpError
+
+# Lightning 2.6 trips a torch 2.13 deprecation on every fit/test; it says nothing about the run
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def instantiate_checked(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that surfaces user errors as :class:`SpeechexpError`."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, SpeechexpError):
+            raise cause from None
+        first_line = str(exc).strip().splitlines()[0]
+        raise SpeechexpError(f"{first_line} {cause!r}; check that config node's keys and values.") from None
+
+
+def prepare_dataset(dataset_cfg: DictConfig, data_dir: str) -> Path:
+    """Prepare (or reuse) the dataset folder for ``dataset_cfg``; return its path."""
+    preparer = instantiate_checked(dataset_cfg.preparer)
+    return preparer.prepare(data_dir)
+
+
+def instantiate_each(group_cfg: DictConfig | None) -> list:
+    """Instantiate every node with a ``_target_`` under a dict-shaped group (loggers, callbacks)."""
+    if not group_cfg:
+        return []
+    return [instantiate_checked(node) for node in group_cfg.values() if node and "_target_" in node]
+
+
+def build_trainer(trainer_cfg: DictConfig, loggers: list, callbacks: list) -> pl.Trainer:
+    return instantiate_checked(trainer_cfg, logger=loggers or False, callbacks=callbacks)
+
+
+def stage_metrics(trainer: pl.Trainer, stages: tuple[str, ...]) -> dict[str, float]:
+    """Epoch-level metrics named ``stage/name`` (per-batch ``*_batch`` keys excluded)."""
+    metrics = {}
+    for key, value in trainer.callback_metrics.items():
+        stage = key.split("/", 1)[0]
+        if stage in stages and not key.endswith("_batch"):
+            metrics[key] = float(value)
+    return metrics
+
+
+def resolved_container(cfg: DictConfig) -> dict:
+    """The config as plain data with interpolations resolved (to store with weights)."""
+    return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False, enum_to_str=True)
+
+
+def build_task(run_cfg: DictConfig, datamodule: pl.LightningDataModule, **overrides: Any) -> pl.LightningModule:
+    """Instantiate the task's LightningModule with its model, loss and optimizer; the task
+    saves ``run_cfg`` (resolved, as plain data) with its weights.
+
+    What the model and task need from the data (feature size, vocabulary, label names)
+    comes from the datamodule's optional ``model_kwargs()`` and ``task_kwargs()``.
+    """
+    model_kwargs = getattr(datamodule, "model_kwargs", dict)()
+    task_kwargs = getattr(datamodule, "task_kwargs", dict)()
+    model = instantiate_checked(run_cfg.model, **model_kwargs)
+    loss = instantiate_checked(run_cfg.loss)
+    optimizer = instantiate_checked(run_cfg.optimizer)
+    scheduler = instantiate_checked(run_cfg.scheduler) if run_cfg.get("scheduler") else None
+    # not recursive: the saved run config is data (its `_target_`s are not to be built), kept plain
+    return instantiate_checked(run_cfg.task.module, _recursive_=False, _convert_="all", model=model, loss=loss,
+                               optimizer=optimizer, scheduler=scheduler, run_config=resolved_container(run_cfg),
+                               **task_kwargs, **overrides)

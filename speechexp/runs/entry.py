@@ -1,0 +1,78 @@
+"""Entry points' error handling: a user's mistake is one line, a failed sweep job a record.
+
+Imports nothing heavy, so an entry point's ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from speechexp.errors import SpeechexpError
+
+log = logging.getLogger("speechexp")
+
+
+@dataclass
+class JobFailure:
+    """What a failed job of a multirun returns instead of raising, so the sweep goes on:
+    sweepers that read a score (Optuna) record the trial as failed, and the multirun's
+    report (:mod:`speechexp.sweeps.report`) lists the failure from the job's ``results.json``."""
+
+    error: str
+
+    def __float__(self) -> float:
+        raise ValueError(self.error)
+
+    def __str__(self) -> str:
+        return f"no score, the job failed: {self.error}"
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def is_sigterm_stop(exc: BaseException) -> bool:
+    """Whether ``exc`` is Lightning's stop after SIGTERM (looked up lazily: Lightning is heavy)."""
+    exceptions = sys.modules.get("pytorch_lightning.utilities.exceptions")
+    return exceptions is not None and isinstance(exc, exceptions.SIGTERMException)
+
+
+def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a Hydra task function so that user errors are one line without a traceback.
+
+    A single run prints ``Error: <sentence>`` on stderr and exits 1 (an interruption:
+    ``Interrupted: ...`` and 128 + the signal). In a multirun a failing job, whatever the
+    exception, prints its error and returns :class:`JobFailure`, and the sweep runs every
+    other job.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SystemExit as exc:
+            if not is_sigterm_stop(exc):
+                raise
+            print("Interrupted: training stopped and saved checkpoints/last.ckpt; run the same command "
+                  "again to resume.", file=sys.stderr, flush=True)
+            sys.exit(128 + signal.SIGTERM)
+        except SpeechexpError as exc:
+            print(f"Error: {exc}", file=sys.stderr, flush=True)
+            if in_multirun():
+                return JobFailure(str(exc))
+            sys.exit(1)
+        except Exception as exc:
+            if not in_multirun():
+                raise
+            log.exception("Job failed")
+            return JobFailure(f"{type(exc).__name__}: {exc}")
+
+    return wrapper
