@@ -22,7 +22,7 @@ from scipy.signal import lfilter
 
 from speechexp.data import espeak
 from speechexp.data.emotion_splits import SPLITS, split_groups
-from speechexp.data.preparer import METADATA_FILE, DatasetPreparer, plain
+from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.sentences import sentence_bank
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic, write_wav_atomic
@@ -93,12 +93,6 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     snr_db: float | None = 35.0
     prosody: dict[str, dict[str, float]] | None = None
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.emotions = list(plain(self.emotions))
-        self.base_voices = list(plain(self.base_voices)) if self.base_voices is not None else None
-        self.variants = list(plain(self.variants)) if self.variants is not None else None
-        self.prosody = plain(self.prosody)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields plus the resolved voices and prosody targets, so that changing the
