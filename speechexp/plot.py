@@ -12,6 +12,7 @@ from pathlib import Path
 
 from speechexp.errors import SpeechexpError
 from speechexp.io import read_wav
+from speechexp.runs.entry import entry_point
 
 
 def find_wavs(paths: list[str], limit: int | None) -> list[Path]:
@@ -42,23 +43,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import soundfile as sf  # noqa: PLC0415
 
     from speechexp.viz.spectrogram import plot_spectrogram_and_mel  # noqa: PLC0415  (slow import)
 
-    try:
-        for wav in find_wavs(args.paths, args.limit):
-            audio = read_wav(wav)
-            sample_rate = sf.info(wav).samplerate
-            out = Path(args.out) / f"{wav.parent.name}_{wav.stem}.png"
-            plot_spectrogram_and_mel(audio, sample_rate, out, title=f"{wav.parent.name}/{wav.name}",
-                                     n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels)
-            print(out, flush=True)
-    except SpeechexpError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+    for wav in find_wavs(args.paths, args.limit):
+        audio = read_wav(wav)
+        sample_rate = sf.info(wav).samplerate
+        out = Path(args.out) / f"{wav.parent.name}_{wav.stem}.png"
+        plot_spectrogram_and_mel(audio, sample_rate, out, title=f"{wav.parent.name}/{wav.name}",
+                                 n_fft=args.n_fft, hop_length=args.hop_length, n_mels=args.n_mels)
+        print(out, flush=True)
     return 0
 
 

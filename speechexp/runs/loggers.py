@@ -11,7 +11,7 @@ from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 class _AppendingWriter(ExperimentWriter):
     """Keeps an existing ``metrics.csv`` and appends to it (a run that starts afresh finds
-    its run dir already cleared, see :mod:`speechexp.rundir`)."""
+    its run dir already cleared, see :mod:`speechexp.runs.plan`)."""
 
     def __init__(self, log_dir: str) -> None:
         super().__init__(log_dir=log_dir)

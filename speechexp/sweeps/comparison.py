@@ -193,19 +193,6 @@ def best_overrides(job: Job) -> list[str]:
     return [o for o in job.overrides if not _key(o).startswith("hydra.") and _key(o) not in NOT_CONFIGURATION]
 
 
-@dataclass
-class Comparison:
-    """What :func:`write_comparison` wrote and found."""
-
-    jobs: list[Job]
-    metric: str
-    mode: str
-    groups: list[Group]
-    files: list[Path]
-    best: Job | None
-    best_command: str | None
-
-
 def final_metrics(jobs: list[Job]) -> list[str]:
     """The ``test/`` metrics the completed jobs report (timings excluded), in name order."""
     names = {k for j in jobs if j.status == "completed" for k, v in j.results.items()
@@ -242,36 +229,66 @@ def _mean_std(m: float | None, sd: float | None) -> str:
     return "" if m is None else f"{m:.4g} ± {sd:.2g}"
 
 
-def write_comparison(folders: list[str | Path], metric: str | None = None, mode: str | None = None) -> Comparison:
-    """Compare the jobs under ``folders`` and write the table, figures and best config into
-    the first folder; ``metric``/``mode`` default to the jobs' task config."""
+@dataclass
+class Comparison:
+    """The comparison of some jobs: their table, seed statistics and best configuration
+    (computed by :func:`compare`; ``files`` is filled in by :func:`write_comparison`)."""
+
+    jobs: list[Job]
+    metric: str
+    mode: str
+    groups: list[Group]
+    table: tuple[list[dict], list[str]]
+    seed_tables: tuple[list[dict], list[str], list[dict], list[str]] | None
+    best: Job | None
+    best_doc: dict | None
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def best_command(self) -> str | None:
+        return self.best_doc["command"] if self.best_doc else None
+
+
+def compare(folders: list[str | Path], metric: str | None = None, mode: str | None = None) -> Comparison:
+    """Rank the jobs under ``folders``, group their seeds and pick the best configuration;
+    ``metric``/``mode`` default to the jobs' task config. Writes nothing."""
     jobs = find_jobs(folders)
-    root = Path(folders[0])
     metric, mode = metric or jobs[0].monitor, mode or jobs[0].mode
     jobs = ranked(jobs, metric, mode)
-    rows, columns = job_rows(jobs, metric, root)
-    files = [write_csv_atomic(root / "comparison.csv", rows, columns)]
-    title = f"{len(jobs)} jobs, sorted by {metric} ({mode})"
-    files.append(write_text_atomic(root / "comparison.md", f"# Comparison: {title}\n\n" + markdown(rows, columns)))
     groups = by_configuration(jobs, metric, mode)
     seeds = any("seed" in j.swept for j in jobs)
-    if seeds:
-        agg_rows, agg_columns, md_rows, md_columns = seed_summary(groups, metric)
+    best_group = next((g for g in groups if g.values), None)
+    best, best_doc = None, None
+    if best_group is not None:
+        best = ranked([j for j in best_group.jobs if j.status == "completed"], metric, mode)[0]
+        overrides = [o for o in best_overrides(best) if not (seeds and _key(o) == "seed")]
+        best_doc = {"metric": metric, "mode": mode, "value": best_group.mean, "std": best_group.std,
+                    "n": len(best_group.values), "job": str(best.folder), "overrides": overrides,
+                    "command": shlex.join(["speechexp-train", *overrides])}
+    return Comparison(jobs, metric, mode, groups, job_rows(jobs, metric, Path(folders[0])),
+                      seed_summary(groups, metric) if seeds else None, best, best_doc)
+
+
+def write_comparison(folders: list[str | Path], metric: str | None = None, mode: str | None = None) -> Comparison:
+    """:func:`compare` the jobs under ``folders`` and write the tables, figures and best
+    config into the first folder."""
+    comparison, root = compare(folders, metric, mode), Path(folders[0])
+    metric, mode = comparison.metric, comparison.mode
+    rows, columns = comparison.table
+    title = f"{len(comparison.jobs)} jobs, sorted by {metric} ({mode})"
+    files = [write_csv_atomic(root / "comparison.csv", rows, columns),
+             write_text_atomic(root / "comparison.md", f"# Comparison: {title}\n\n" + markdown(rows, columns))]
+    if comparison.seed_tables is not None:
+        agg_rows, agg_columns, md_rows, md_columns = comparison.seed_tables
         files.append(write_csv_atomic(root / "comparison_by_seed.csv", agg_rows, agg_columns))
         files.append(write_text_atomic(root / "comparison_by_seed.md",
                                        f"# Mean ± std over seeds, sorted by {metric} ({mode})\n\n"
                                        + markdown(md_rows, md_columns)))
-    files += _figures(groups, metric, root / "figures", seeds)
-    best_group = next((g for g in groups if g.values), None)
-    best, command = None, None
-    if best_group is not None:
-        best = ranked([j for j in best_group.jobs if j.status == "completed"], metric, mode)[0]
-        overrides = [o for o in best_overrides(best) if not (seeds and _key(o) == "seed")]
-        command = shlex.join(["speechexp-train", *overrides])
-        best_doc = {"metric": metric, "mode": mode, "value": best_group.mean, "std": best_group.std,
-                    "n": len(best_group.values), "job": str(best.folder), "overrides": overrides, "command": command}
-        files.append(write_text_atomic(root / "best.yaml", yaml.safe_dump(best_doc, sort_keys=False)))
-    return Comparison(jobs, metric, mode, groups, files, best, command)
+    files += _figures(comparison.groups, metric, root / "figures", comparison.seed_tables is not None)
+    if comparison.best_doc is not None:
+        files.append(write_text_atomic(root / "best.yaml", yaml.safe_dump(comparison.best_doc, sort_keys=False)))
+    comparison.files = files
+    return comparison
 
 
 def _figures(groups: list[Group], metric: str, folder: Path, seeds: bool) -> list[Path]:

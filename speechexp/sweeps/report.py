@@ -3,7 +3,7 @@
 At the start: an Optuna study stored in the sweep folder continues where it stopped (the
 sweeper's ``n_trials`` counts the study's finished trials, trials left running by an
 interrupted sweep are marked failed, and a seeded sampler is re-seeded past the trials
-so far). At the end: the jobs are compared (:mod:`speechexp.comparison`), one summary
+so far). At the end: the jobs are compared (:mod:`speechexp.sweeps.comparison`), one summary
 line is printed, and the process exits non-zero if any job of this multirun failed.
 """
 

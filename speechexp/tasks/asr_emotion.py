@@ -7,7 +7,7 @@ per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (greedy decoding; 
 test), emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and
 test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; see
 :func:`combined_score`); throughput is logged for every task by
-:class:`speechexp.callbacks.EpochSummary`. After testing the run directory holds
+:class:`speechexp.runs.callbacks.EpochSummary`. After testing the run directory holds
 ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment figure
 of the first test utterance.
 """
@@ -81,7 +81,7 @@ class AsrEmotionTask(ConfiguredTask):
             }) for stage in STAGES
         })
         self.confusion = MulticlassConfusionMatrix(n_emotions)
-        self.nonfinite_loss_hint = NONFINITE_LOSS_HINT  # read by speechexp.callbacks.NonFiniteLossGuard
+        self.nonfinite_loss_hint = NONFINITE_LOSS_HINT  # read by speechexp.runs.callbacks.NonFiniteLossGuard
         self._predictions: list[dict] = []
         self._alignment_example: tuple | None = None
 
