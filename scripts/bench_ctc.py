@@ -39,8 +39,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from speechexp.losses import ctc as ctc_module
 from speechexp.losses.ctc import ctc_loss
+from speechexp.losses.ctc.dispatch import DEFAULT as CTC_BACKENDS
 
 SHAPES = [(100, 8, 20), (100, 64, 20), (500, 8, 20), (500, 64, 100), (1000, 8, 200), (1000, 64, 200)]
 N_CLASSES = 30
@@ -141,7 +141,7 @@ def run(device: str, reps: int, memory: bool) -> dict:
     geo = math.exp(sum(math.log(r["ratio"]) for r in rows) / len(rows))
     return {
         "device": device,
-        "backend": ctc_module._default_backend(torch.device(device)),
+        "backend": CTC_BACKENDS.choose(None, torch.device(device))[0],
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "classes": N_CLASSES,

@@ -44,7 +44,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from speechexp.losses import ctc as ctc_module
+from speechexp.losses.ctc import CTCLoss
 from speechexp.models.multitask import MultitaskSpeechModel
 
 PHASES = ("encoder fwd", "ctc fwd", "ctc bwd", "encoder bwd", "optimizer", "step", "step cpu")
@@ -65,28 +65,14 @@ def make_batches(n_batches: int, batch: int, seed: int = 0) -> list[dict]:
     return out
 
 
+# implementation -> the custom loss's numba thread policy (CTCLoss(threading=...)); None: the built-in
+IMPLS = {"builtin": None, "custom": "auto", "custom-serial": "serial", "custom-pool": "pool"}
+
+
 def loss_fn(name: str):
-    if name == "builtin":
+    if IMPLS[name] is None:
         return torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=False)
-    return ctc_module.CTCLoss(blank=0, reduction="mean", zero_infinity=False)
-
-
-class Threading:
-    """Sets ctc.py's numba thread policy for one implementation, restores it after."""
-
-    POLICY = {"builtin": None, "custom": None, "custom-serial": "serial", "custom-pool": "pool"}
-
-    def __init__(self, name: str):
-        self.policy = self.POLICY[name]
-
-    def __enter__(self):
-        self.saved = getattr(ctc_module, "NUMBA_THREADING", None)
-        if self.policy is not None:
-            ctc_module.NUMBA_THREADING = self.policy
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            ctc_module.NUMBA_THREADING = self.saved
+    return CTCLoss(blank=0, reduction="mean", zero_infinity=False, threading=IMPLS[name])
 
 
 def run_block(name: str, state: dict, batches: list[dict], steps: int) -> list[dict[str, float]]:
@@ -98,32 +84,31 @@ def run_block(name: str, state: dict, batches: list[dict], steps: int) -> list[d
     loss = loss_fn(name)
     model.train()
     times = []
-    with Threading(name):
-        for i in range(steps):
-            b = batches[i % len(batches)]
-            reached = {}
-            c0 = time.process_time()
-            t0 = time.perf_counter()
-            log_probs, out_lengths, emotion_logits = model(b["features"], b["lengths"])
-            t1 = time.perf_counter()
-            ctc = loss(log_probs.float(), b["tokens"], out_lengths, b["token_lengths"])
-            t2 = time.perf_counter()
-            total = ctc + F.cross_entropy(emotion_logits.float(), b["emotion"])
-            log_probs.register_hook(lambda g: reached.setdefault("t", time.perf_counter()) and None)
-            t3 = time.perf_counter()
-            total.backward()
-            t4 = time.perf_counter()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            t5 = time.perf_counter()
-            c5 = time.process_time()
-            th = reached.get("t", t3)
-            times.append({
-                "encoder fwd": (t1 - t0) * 1e3, "ctc fwd": (t2 - t1) * 1e3, "ctc bwd": (th - t3) * 1e3,
-                "encoder bwd": (t4 - th) * 1e3, "optimizer": (t5 - t4) * 1e3, "step": (t5 - t0) * 1e3,
-                "step cpu": (c5 - c0) * 1e3,
-            })
+    for i in range(steps):
+        b = batches[i % len(batches)]
+        reached = {}
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        log_probs, out_lengths, emotion_logits = model(b["features"], b["lengths"])
+        t1 = time.perf_counter()
+        ctc = loss(log_probs.float(), b["tokens"], out_lengths, b["token_lengths"])
+        t2 = time.perf_counter()
+        total = ctc + F.cross_entropy(emotion_logits.float(), b["emotion"])
+        log_probs.register_hook(lambda g: reached.setdefault("t", time.perf_counter()) and None)
+        t3 = time.perf_counter()
+        total.backward()
+        t4 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        t5 = time.perf_counter()
+        c5 = time.process_time()
+        th = reached.get("t", t3)
+        times.append({
+            "encoder fwd": (t1 - t0) * 1e3, "ctc fwd": (t2 - t1) * 1e3, "ctc bwd": (th - t3) * 1e3,
+            "encoder bwd": (t4 - th) * 1e3, "optimizer": (t5 - t4) * 1e3, "step": (t5 - t0) * 1e3,
+            "step cpu": (c5 - c0) * 1e3,
+        })
     return times
 
 
@@ -147,11 +132,10 @@ def probe_after_parallel_op(impls: list[str], batch: dict, reps: int) -> dict[st
 
     for i in range(reps + 1):
         for name in impls if i % 2 == 0 else impls[::-1]:
-            with Threading(name):
-                time.sleep(0.02)  # OpenMP workers go to sleep
-                quiet = one(name)
-                big @ big  # every torch thread busy; its workers spin after it
-                busy = one(name)
+            time.sleep(0.02)  # OpenMP workers go to sleep
+            quiet = one(name)
+            big @ big  # every torch thread busy; its workers spin after it
+            busy = one(name)
             if i > 0:  # the first round warms up
                 out[name][0].append(quiet)
                 out[name][1].append(busy)
@@ -170,9 +154,9 @@ def main() -> None:
                         help="repetitions of the CTC-after-a-parallel-op probe (0: skip it)")
     args = parser.parse_args()
     impls = args.impls.split(",")
-    unknown = [i for i in impls if i not in Threading.POLICY]
+    unknown = [i for i in impls if i not in IMPLS]
     if unknown:
-        parser.error(f"unknown implementation(s) {unknown}; choose from {list(Threading.POLICY)}")
+        parser.error(f"unknown implementation(s) {unknown}; choose from {list(IMPLS)}")
     torch.manual_seed(args.seed)
     model = MultitaskSpeechModel(n_mels=N_MELS, vocab_size=VOCAB, num_emotions=EMOTIONS)
     state = {"model": model, "weights": copy.deepcopy(model.state_dict())}

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 PROSODY_COLUMNS = ("rate", "pitch", "pitch_range", "volume", "word_gap", "tilt")
 
@@ -32,11 +31,11 @@ PROSODY_COLUMNS = ("rate", "pitch", "pitch_range", "volume", "word_gap", "tilt")
 def prepare_corpus(overrides: list[str]) -> tuple[Path, list[str]]:
     """The experiment's corpus folder (prepared if missing) and its emotion labels in order."""
     from speechexp.config import CONF_DIR
+    from speechexp.runs.build import prepare_dataset
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=asr_emotion", *overrides])
-    preparer = instantiate(cfg.dataset.preparer)
-    return Path(preparer.prepare(cfg.paths.data_dir)), list(cfg.dataset.preparer.emotions)
+    return prepare_dataset(cfg.dataset, cfg.paths.data_dir), list(cfg.dataset.preparer.emotions)
 
 
 def read_split(folder: Path, split: str, emotions: list[str]) -> tuple[np.ndarray, np.ndarray]:

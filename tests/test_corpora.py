@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from speechexp.data.corpora import (
@@ -17,6 +16,7 @@ from speechexp.data.corpora import (
     parse_emodb, parse_ravdess, parse_tess,
 )
 from speechexp.errors import SpeechexpError
+from speechexp.runs.build import build_preparer, prepare_dataset
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
 
@@ -222,9 +222,9 @@ def test_everything_dropped_by_label_map_is_an_error(tmp_path):
 def test_configs_instantiate_and_require_root(name, cls, tmp_path):
     cfg = OmegaConf.create({"dataset": OmegaConf.load(CONF / f"{name}.yaml")})
     with pytest.raises(SpeechexpError, match="dataset.root=DIR"):
-        instantiate(cfg.dataset.preparer).prepare(tmp_path)
+        prepare_dataset(cfg.dataset, tmp_path)
     cfg.dataset.root = str(tmp_path)
-    prep = instantiate(cfg.dataset.preparer)
+    prep = build_preparer(cfg.dataset)
     assert isinstance(prep, cls) and prep.root == str(tmp_path.resolve())
     labels = {v for v in prep.label_map.values() if v is not None}
     assert labels == {"neutral", "happy", "sad", "angry", "fearful"}

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from speechexp.losses import ctc_kernels
+from speechexp.losses.ctc import numba as ctc_numba
 from speechexp.losses.ctc import CTCLoss, ctc_loss
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
@@ -187,8 +187,8 @@ def test_kernel_hands_back_samples_it_cannot_do():
     lp[2, 0, :2] = float("-inf")  # sample 0 (target [1]) cannot emit blank or 1 at frame 2
     targets, il, tl = torch.tensor([[1], [1]]), np.array([5, 5]), np.array([1, 1])
     loss, status, grad = np.empty(2), np.zeros(2, np.int8), torch.exp(lp)
-    ctc_kernels.ctc_forward_backward(lp.numpy(), targets.numpy(), il, tl, 0, True, np.arange(2), loss, grad.numpy(), status)
-    assert status.tolist() == [ctc_kernels.STATUS_FALLBACK, ctc_kernels.STATUS_OK]
+    ctc_numba.forward_backward_kernel(lp.numpy(), targets.numpy(), il, tl, 0, True, np.arange(2), loss, grad.numpy(), status)
+    assert status.tolist() == [ctc_numba.STATUS_FALLBACK, ctc_numba.STATUS_OK]
     ours = ctc_loss(lp, targets, torch.tensor(il), torch.tensor(tl), reduction="none")
     torch.testing.assert_close(ours, F.ctc_loss(lp, targets, torch.tensor(il), torch.tensor(tl), reduction="none"))
     assert ours[0] == float("inf")
@@ -225,6 +225,8 @@ BAD = [
     (dict(log_probs=torch.randn(6, 2, 5, 1)), "log_probs"),
     (dict(log_probs=torch.randn(6, 2, 5).half()), "log_probs"),
     (dict(reduction="avg"), "reduction"),
+    (dict(backend="cuda"), "backend"),
+    (dict(threading="parallel"), "threading"),
 ]
 
 
@@ -239,12 +241,33 @@ def test_valid_arguments_do_not_raise():
     assert torch.isfinite(ctc_loss(**_good_args()))
 
 
+@pytest.mark.parametrize("threading", ["serial", "pool"])
+def test_numba_thread_policies_give_the_same_numbers(threading):
+    """Samples are independent, so splitting the batch over threads changes no bit."""
+    logits, targets, il, tl = make_case(19, 80, 16, 8, 20, min_il=40)
+    grads = {}
+    for policy in ("auto", threading):
+        x = logits.clone().requires_grad_(True)
+        loss = CTCLoss(reduction="sum", threading=policy)(x.log_softmax(-1), targets, il, tl)
+        loss.backward()
+        grads[policy] = (loss.detach(), x.grad)
+    torch.testing.assert_close(grads["auto"], grads[threading], rtol=0, atol=0)
+
+
+def test_module_settings_are_checked_when_built():
+    with pytest.raises(ValueError, match="threading must be one of"):
+        CTCLoss(threading="parallel")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        CTCLoss(backend="cuda")
+
+
 def test_module_and_yaml_configs_agree():
     logits, targets, il, tl = make_case(18, 30, 6, 8, 10)
     lp = logits.log_softmax(-1)
     custom = instantiate(OmegaConf.load(CONF / "ctc_custom.yaml"))
     builtin = instantiate(OmegaConf.load(CONF / "ctc_builtin.yaml"))
     assert isinstance(custom, CTCLoss) and isinstance(builtin, torch.nn.CTCLoss)
+    assert (custom.backend, custom.threading) == (None, "auto")
     assert (custom.blank, custom.reduction, custom.zero_infinity) == (builtin.blank, builtin.reduction, builtin.zero_infinity)
     torch.testing.assert_close(custom(lp, targets, il, tl), builtin(lp, targets, il, tl), rtol=1e-10, atol=0)
     module = CTCLoss(blank=0, reduction="none")

@@ -45,18 +45,19 @@ def test_bench_ctc_step_runs_and_prints_its_table():
     assert "encoder bwd" in done.stdout and "step ratio" in done.stdout and "after a matmul" in done.stdout
 
 
-def test_automatic_triton_failure_warns_once_and_falls_back_to_torch(monkeypatch):
-    from speechexp.losses import ctc
+def test_automatic_triton_failure_warns_once_and_falls_back_to_torch():
+    from speechexp.losses.ctc.dispatch import Backends
 
-    monkeypatch.setattr(ctc, "_triton_failed", None)
-    monkeypatch.setattr(ctc, "_TRITON_INSTALLED", True)
-    assert ctc._default_backend(torch.device("cuda")) == "triton"
+    backends = Backends(triton=True)  # its own state: the process's DEFAULT stays untouched
+    assert backends.choose(None, torch.device("cuda")) == ("triton", True)
 
     def broken():
         raise RuntimeError("no compiler for this GPU")
 
     with pytest.warns(RuntimeWarning, match="Triton kernel failed .*no compiler for this GPU"):
-        assert ctc._with_triton_fallback(True, broken, lambda: "torch path") == "torch path"
-    assert ctc._default_backend(torch.device("cuda")) == "torch"  # from now on
+        assert backends.fallback(True, broken, lambda: "torch path") == "torch path"
+    assert backends.triton_failed == "RuntimeError: no compiler for this GPU"
+    assert backends.choose(None, torch.device("cuda")) == ("torch", True)  # from now on
+    assert backends.choose("triton", torch.device("cuda")) == ("triton", False)  # still on request
     with pytest.raises(RuntimeError, match="no compiler"):  # asked for explicitly: the error itself
-        ctc._with_triton_fallback(False, broken, lambda: "torch path")
+        backends.fallback(False, broken, lambda: "torch path")

@@ -1,4 +1,4 @@
-"""The Triton CTC kernels (``speechexp.losses.ctc_triton``) without a GPU and with one.
+"""The Triton CTC kernels (``speechexp.losses.ctc.triton``) without a GPU and with one.
 
 On the CPU the kernels run in Triton's interpreter (``backend='triton'`` with CPU
 tensors), on small shapes: values and gradients against the built-in and the numba
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from speechexp.losses.ctc import ctc_alignment, ctc_loss
 
 triton = pytest.importorskip("triton", reason="the Triton kernels need the triton package (pip install triton)")
-from speechexp.losses import ctc_triton  # noqa: E402
+from speechexp.losses.ctc import triton as ctc_triton  # noqa: E402
 
 TOL = {torch.float64: dict(rtol=1e-5, atol=1e-8), torch.float32: dict(rtol=1e-4, atol=1e-5)}
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -54,7 +54,7 @@ def builtin(lp, targets, il, tl, blank):
 
 
 def kernel(lp, targets, il, tl, blank, want_grad=True):
-    return ctc_triton.ctc_forward_backward_triton(lp, targets, il, tl, blank, want_grad)
+    return ctc_triton.forward_backward(lp, targets, il, tl, blank, want_grad)
 
 
 # (seed, T, N, C, S, blank, input lengths, target lengths)
@@ -243,15 +243,15 @@ def test_cuda_matches_builtin(shape, dtype):
 @pytest.mark.gpu
 @cuda
 def test_cuda_picks_triton_and_alignment_matches_cpu():
-    from speechexp.losses import ctc
+    from speechexp.losses.ctc.dispatch import DEFAULT
 
-    assert ctc._default_backend(torch.device("cuda")) == "triton"
+    assert DEFAULT.choose(None, torch.device("cuda")) == ("triton", True)
     lp, targets, il, tl = make_case(13, 300, 8, 20, 40)
     path, score = ctc_alignment(lp.cuda(), targets.cuda(), il.cuda(), tl.cuda())
     ref_path, ref_score = ctc_alignment(lp, targets, il, tl)
     assert torch.equal(path.cpu(), ref_path)
     torch.testing.assert_close(score.cpu(), ref_score, rtol=1e-12, atol=0)
-    assert ctc._triton_failed is None
+    assert DEFAULT.triton_failed is None
 
 
 @pytest.mark.gpu

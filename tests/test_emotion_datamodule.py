@@ -15,6 +15,7 @@ from speechexp.data.emotion_datamodule import EmotionSpeechDataModule
 from speechexp.data.emotional_speech import EmotionalSpeechPreparer
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic
+from speechexp.runs.build import build_preparer, prepare_dataset
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
@@ -125,8 +126,8 @@ def test_synthetic_corpus_through_yaml_datamodule(tmp_path):
     cfg.dataset.preparer.num_speakers = 6
     cfg.dataset.preparer.utterances_per_speaker = 5
     cfg.dataset.preparer.num_sentences = 15
-    folder = instantiate(cfg.dataset.preparer).prepare(tmp_path)
-    assert isinstance(instantiate(cfg.dataset.preparer), EmotionalSpeechPreparer)
+    folder = prepare_dataset(cfg.dataset, tmp_path)
+    assert isinstance(build_preparer(cfg.dataset), EmotionalSpeechPreparer)
     dm = instantiate(cfg.dataset.datamodule, dataset_dir=folder, batch_size=4, n_mels=40)
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))

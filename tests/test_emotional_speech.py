@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from speechexp.data import espeak
@@ -17,6 +16,7 @@ from speechexp.data.emotion_splits import split_groups
 from speechexp.data.emotional_speech import METADATA_COLUMNS, EmotionalSpeechPreparer
 from speechexp.data.sentences import sentence_bank, vocabulary_of
 from speechexp.errors import SpeechexpError
+from speechexp.runs.build import build_preparer
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "dataset"
 SMALL = dict(num_speakers=10, utterances_per_speaker=10, num_sentences=40, val_fraction=0.2,
@@ -177,7 +177,7 @@ def test_configured_emotions_and_errors():
 
 def test_yaml_config_instantiates_with_same_fingerprint_as_defaults():
     cfg = OmegaConf.create({"dataset": OmegaConf.load(CONF / "emotional_speech.yaml")})
-    prep = instantiate(cfg.dataset.preparer)
-    assert isinstance(prep, EmotionalSpeechPreparer)
+    prep = build_preparer(cfg.dataset)
+    assert isinstance(prep, EmotionalSpeechPreparer) and type(prep.emotions) is list  # plain data, not a ListConfig
     assert prep.fingerprint() == EmotionalSpeechPreparer().fingerprint()
     assert cfg.dataset.datamodule.emotions == prep.emotions

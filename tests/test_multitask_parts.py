@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 from speechexp.models.augment import SpecAugment
-from speechexp.models.multitask import (
-    ExactBiLSTM, LockedDropout, MaskedBatchNorm, MultitaskSpeechModel, reverse_within_lengths,
-)
+from speechexp.models.layers import ExactBiLSTM, LockedDropout, MaskedBatchNorm, reverse_within_lengths
+from speechexp.models.multitask import MultitaskSpeechModel
 from speechexp.tasks.asr_emotion import combined_score
 from speechexp.tasks.schedules import OneCycleSchedule, WarmupCosineSchedule
 from tests.conftest import compose_config

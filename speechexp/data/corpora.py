@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import soundfile as sf
 
 from speechexp.data.emotion_splits import split_groups
-from speechexp.data.preparer import METADATA_FILE, DatasetPreparer, plain
+from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic
 
@@ -217,9 +217,6 @@ class CorpusPreparer(DatasetPreparer):
     pattern: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        self.label_map = plain(self.label_map)
-        self.val_speakers = plain(self.val_speakers)
-        self.test_speakers = plain(self.test_speakers)
         if self.root is not None:
             self.root = str(Path(str(self.root)).expanduser().resolve())
 
@@ -362,10 +359,6 @@ class RavdessPreparer(CorpusPreparer):
     name: ClassVar[str] = "ravdess"
     corpus: ClassVar[str] = "RAVDESS"
     pattern: ClassVar[str] = "MM-VV-EE-II-SS-RR-AA.wav (e.g. 03-01-05-01-02-01-12.wav)"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.vocal_channels = list(plain(self.vocal_channels))
 
     def parse(self, stem: str) -> Parsed | None:
         return parse_ravdess(stem)

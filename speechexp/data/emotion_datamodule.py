@@ -4,11 +4,11 @@ The datamodule reads only ``metadata.csv`` (columns ``path, speaker, emotion, te
 duration, split`` and optionally ``sample_rate``) and the audio it names; relative paths
 are relative to the dataset folder. Batches are dicts::
 
-    features        (B, T, n_mels) float32, zero-padded
-    feature_lengths (B,) long
-    tokens          (B, S) long, padded with 0 (the CTC blank)
-    token_lengths   (B,) long
-    emotion         (B,) long, index into ``emotion_names``
+    features        [batch, frames, n_mels] float32, zero-padded
+    feature_lengths [batch] long
+    tokens          [batch, tokens] long, padded with 0 (the CTC blank)
+    token_lengths   [batch] long
+    emotion         [batch] long, index into ``emotion_names``
     text            list[str] (normalised transcripts)
     path            list[str]
 """
@@ -49,7 +49,7 @@ def read_metadata_frame(dataset_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 class EmotionSpeechDataset(Dataset):
-    """Utterances of one split; item ``i`` is a dict of ``features (T, n_mels)``, ``tokens (S,)``,
+    """Utterances of one split; item ``i`` is a dict of ``features [frames, n_mels]``, ``tokens [tokens]``,
     ``emotion`` (int), ``text`` and ``path``."""
 
     def __init__(self, rows: pd.DataFrame, logmel: LogMel, tokenizer: CharTokenizer,
@@ -64,7 +64,7 @@ class EmotionSpeechDataset(Dataset):
         return len(self.rows)
 
     def lengths(self) -> list[float]:
-        """Durations in seconds ``(N,)`` (from metadata, no audio read) for bucketing."""
+        """Durations in seconds ``[items]`` (from metadata, no audio read) for bucketing."""
         return [float(d) for d in self.rows["duration"]]
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from scipy.signal import lfilter
 
 from speechexp.data import espeak
 from speechexp.data.emotion_splits import SPLITS, split_groups
-from speechexp.data.preparer import METADATA_FILE, DatasetPreparer, plain
+from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.sentences import sentence_bank
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic, write_wav_atomic
@@ -54,7 +54,7 @@ METADATA_COLUMNS = [
 
 
 def apply_tilt(audio: np.ndarray, tilt: float) -> np.ndarray:
-    """Brighten (``tilt > 0``) or darken (``tilt < 0``) ``audio`` ``(time,)``; keeps RMS."""
+    """Brighten (``tilt > 0``) or darken (``tilt < 0``) ``audio [time]``; keeps RMS."""
     if abs(tilt) < 1e-6 or audio.size == 0:
         return audio
     if tilt > 0:
@@ -93,12 +93,6 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     snr_db: float | None = 35.0
     prosody: dict[str, dict[str, float]] | None = None
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        self.emotions = list(plain(self.emotions))
-        self.base_voices = list(plain(self.base_voices)) if self.base_voices is not None else None
-        self.variants = list(plain(self.variants)) if self.variants is not None else None
-        self.prosody = plain(self.prosody)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields plus the resolved voices and prosody targets, so that changing the
@@ -193,7 +187,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
 
     # ------------------------------------------------------------------ synthesis
     def render(self, utt: dict[str, Any], index: int) -> np.ndarray:
-        """Audio ``(time,)`` at ``sample_rate`` Hz for one planned utterance."""
+        """Audio ``[time]`` at ``sample_rate`` Hz for one planned utterance."""
         prosody = espeak.Prosody(
             rate=utt["rate"], pitch=utt["pitch"], pitch_range=utt["pitch_range"],
             volume=utt["volume"], word_gap=utt["word_gap"],

@@ -222,7 +222,7 @@ def sample_rate() -> int:
 def synthesize(text: str, voice: str, prosody: Prosody | None = None, seed: int = 0) -> np.ndarray:
     """Synthesise ``text`` with espeak-ng voice ``voice`` (e.g. ``"en-us+m3"``).
 
-    Returns mono float32 audio ``(time,)`` in [-1, 1] at :func:`sample_rate` Hz; the same
+    Returns mono float32 audio ``[time]`` in [-1, 1] at :func:`sample_rate` Hz; the same
     arguments give the same samples. Thread-safe but serialised: espeak-ng has one global
     state per process.
     """

@@ -55,9 +55,9 @@ def _torch_single_thread() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class LogMel:
-    """Log-mel spectrogram settings; calling it maps audio ``(time,)`` to ``(T, n_mels)``.
+    """Log-mel spectrogram settings; calling it maps audio ``[time]`` to ``[frames, n_mels]``.
 
-    ``T = 1 + time // hop_length`` (centred frames).
+    ``frames = 1 + time // hop_length`` (centred frames).
     """
 
     sample_rate: int = 16000
@@ -79,11 +79,11 @@ class LogMel:
         return 1 + num_samples // self.hop_length
 
     def filterbank(self) -> np.ndarray:
-        """Mel filterbank ``(n_mels, n_fft // 2 + 1)`` float32 (computed once per setting)."""
+        """Mel filterbank ``[n_mels, n_fft // 2 + 1]`` float32 (computed once per setting)."""
         return _mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
-        """Log-mel features ``(T, n_mels)`` float32 of mono ``audio`` ``(time,)``."""
+        """Log-mel features ``[frames, n_mels]`` float32 of mono ``audio [time]``."""
         audio = np.asarray(audio, dtype=np.float32)
         win = self.win_length or self.n_fft
         if self.backend == "librosa":
@@ -104,7 +104,7 @@ class LogMel:
 
 
 def load_audio(path: str | os.PathLike, file_sample_rate: int, sample_rate: int) -> np.ndarray:
-    """Read ``path`` (checked to be ``file_sample_rate`` Hz) as ``(time,)`` at ``sample_rate`` Hz.
+    """Read ``path`` (checked to be ``file_sample_rate`` Hz) as ``[time]`` at ``sample_rate`` Hz.
 
     Raises SpeechexpError naming the file when it is missing, corrupt or has another rate.
     """
@@ -143,7 +143,7 @@ class FeatureCache:
         return hashlib.sha1(ident.encode()).hexdigest()
 
     def get(self, path: str | os.PathLike, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """Cached features of ``path``, calling ``compute()`` (→ ``(T, F)``) on a miss."""
+        """Cached features of ``path``, calling ``compute()`` (→ ``[frames, n_mels]``) on a miss."""
         if self.kind == "none":
             return compute()
         key = self._key(path)

@@ -23,8 +23,6 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.csv"
@@ -47,16 +45,6 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def plain(value: Any) -> Any:
-    """OmegaConf containers (fields set from Hydra configs) as plain lists/dicts; others unchanged.
-
-    Preparers call it on container fields so fingerprints and logic see plain Python data.
-    """
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
 
 
 class DatasetPreparer(ABC):

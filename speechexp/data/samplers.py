@@ -30,7 +30,7 @@ class BucketBatchSampler(BatchSampler):
             not distributed.
         batch_size: indices per batch (the last of a pool may be smaller unless ``drop_last``).
         drop_last: drop batches smaller than ``batch_size``.
-        lengths: length of each dataset item ``(N,)``, e.g. durations in seconds.
+        lengths: length of each dataset item ``[items]``, e.g. durations in seconds.
         shuffle, seed, pool_batches: see above.
         num_replicas, rank: explicit sharding (default: from a ``DistributedSampler`` passed
             as ``sampler``, else 1 and 0).

@@ -20,7 +20,7 @@ from speechexp.io import read_wav
 
 
 class SeparationDataset(Dataset):
-    """In-memory mixtures ``(time,)`` and sources ``(n_src, time)`` of one split."""
+    """In-memory mixtures ``[time]`` and sources ``[n_src, time]`` of one split."""
 
     def __init__(self, ids: list[str], mixtures: np.ndarray, sources: np.ndarray):
         self.ids, self.mixtures, self.sources = ids, mixtures, sources

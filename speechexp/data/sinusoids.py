@@ -24,7 +24,7 @@ METADATA_COLUMNS = (
 
 
 def sinusoid(freq: float, amplitude: float, phase: float, fs: int, n_samples: int) -> np.ndarray:
-    """``amplitude * sin(2π f t + phase)`` sampled at ``fs``; shape ``(n_samples,)``."""
+    """``amplitude * sin(2π f t + phase)`` sampled at ``fs``: ``[n_samples]``."""
     t = np.arange(n_samples) / fs
     return (amplitude * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
 

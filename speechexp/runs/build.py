@@ -32,10 +32,16 @@ def instantiate_checked(node: Any, **kwargs: Any) -> Any:
         raise SpeechexpError(f"{first_line} {cause!r}; check that config node's keys and values.") from None
 
 
+def build_preparer(dataset_cfg: DictConfig) -> Any:
+    """The dataset's preparer, its list and dict fields as plain Python data (``_convert_``),
+    so that its fingerprint (the folder name) hashes data, not OmegaConf containers; also
+    for configs saved with older checkpoints."""
+    return instantiate_checked(dataset_cfg.preparer, _convert_="all")
+
+
 def prepare_dataset(dataset_cfg: DictConfig, data_dir: str) -> Path:
     """Prepare (or reuse) the dataset folder for ``dataset_cfg``; return its path."""
-    preparer = instantiate_checked(dataset_cfg.preparer)
-    return preparer.prepare(data_dir)
+    return build_preparer(dataset_cfg).prepare(data_dir)
 
 
 def instantiate_each(group_cfg: DictConfig | None) -> list:

@@ -90,7 +90,7 @@ class AsrEmotionTask(ConfiguredTask):
 
     def greedy_transcripts(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Best-path decoding of ``log_probs (T, N, C)`` within each length."""
-        best = log_probs.argmax(-1).T.cpu()  # [batch, frames]
+        best = log_probs.argmax(-1).T.cpu()  # (N, T)
         return [self.tokenizer.ctc_decode(best[i, : int(n)]) for i, n in enumerate(lengths.cpu())]
 
     def setup(self, stage: str) -> None:

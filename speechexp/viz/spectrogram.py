@@ -18,13 +18,13 @@ from speechexp.io import atomic_path  # noqa: E402
 
 
 def _stft_db(audio: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """Magnitude STFT in dB re the file's peak: ``(time,)`` → ``(freq, frames)``."""
+    """Magnitude STFT in dB re the file's peak: ``[time]`` → ``[freq, frames]``."""
     magnitude = np.abs(librosa.stft(audio, n_fft=n_fft, hop_length=hop_length))
     return librosa.amplitude_to_db(magnitude, ref=np.max, top_db=80.0)
 
 
 def _mel_db(audio: np.ndarray, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> np.ndarray:
-    """Mel power spectrogram in dB: ``(time,)`` → ``(n_mels, frames)``."""
+    """Mel power spectrogram in dB: ``[time]`` → ``[n_mels, frames]``."""
     mel = librosa.feature.melspectrogram(y=audio, sr=sample_rate, n_fft=n_fft,
                                          hop_length=hop_length, n_mels=n_mels)
     return librosa.power_to_db(mel, ref=np.max, top_db=80.0)
@@ -60,7 +60,7 @@ def plot_estimates_vs_references(estimates: Sequence[np.ndarray], references: Se
                                  n_fft: int = 256, hop_length: int = 64) -> Path:
     """One row per source: ground-truth spectrogram left, reconstruction right.
 
-    ``estimates`` and ``references`` are sequences of ``(time,)`` arrays, one per source.
+    ``estimates`` and ``references`` are sequences of ``[time]`` arrays, one per source.
     """
     n_src = len(references)
     fig, axes = plt.subplots(n_src, 2, figsize=(10, 3.0 * n_src), squeeze=False, constrained_layout=True)

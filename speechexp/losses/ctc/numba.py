@@ -1,4 +1,5 @@
-"""Numba CPU kernel for CTC: forward-backward in the scaled probability domain.
+"""The ``numba`` backend (CPU): a numba kernel for the forward-backward pass in the
+scaled probability domain, and its driver, which spreads a batch over threads.
 
 Why the probability domain: a log-space recursion costs two or three ``exp`` and
 one ``log`` per lattice cell, which is what PyTorch's CPU kernel pays three times
@@ -18,8 +19,8 @@ the product of the later frames' total mass). When that bound exceeds 1e-12 of
 the likelihood (it is loose: long, uncertain inputs exceed it), the likelihood is
 recomputed from the backward variables, which flush different cells, and the
 sample is accepted only if both agree to 1e-10 in log. Otherwise it is reported
-(status 1) and the caller recomputes it in float64 log space. Ordinary network
-outputs never need the fallback.
+(status 1) and the driver recomputes it in float64 log space (the ``torch`` backend).
+Ordinary network outputs never need the fallback.
 
 Shapes (T frames, N batch, C classes, S padded target length):
 ``log_probs (T, N, C)``, ``targets (N, S)`` int64, ``input_lengths (N,)`` and
@@ -30,9 +31,13 @@ dtype of ``log_probs``, ``status (N,)`` int8.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
+import torch
+
+from speechexp.losses.ctc import torch as ctc_torch
 
 # Cells below TINY (relative to the row scale) are flushed, well above the float64
 # denormal range (2.2e-308) so no denormal ever slows the loop or loses precision.
@@ -339,7 +344,7 @@ def _one_sample(lp, targets, b, n_frames, length, blank, want_grad, loss, grad, 
 
 
 @nb.njit(cache=True, nogil=True)
-def ctc_forward_backward(lp, targets, input_lengths, target_lengths, blank, want_grad, order, loss, grad, status):
+def forward_backward_kernel(lp, targets, input_lengths, target_lengths, blank, want_grad, order, loss, grad, status):
     """Per-sample CTC negative log-likelihood into ``loss (N,)`` and, when
     ``want_grad``, the built-in's gradient ``exp(lp) - gamma`` into ``grad (T, N, C)``,
     for the samples listed in ``order`` (int64, any subset of 0..N-1).
@@ -354,3 +359,86 @@ def ctc_forward_backward(lp, targets, input_lengths, target_lengths, blank, want
         b = order[i]
         status[b] = STATUS_OK
         _one_sample(lp, targets, b, input_lengths[b], target_lengths[b], blank, want_grad, loss, grad, status)
+
+
+# ---------------------------------------------------------------- the driver
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ctc")
+    return _POOLS[workers]
+
+
+def _balanced_chunks(cost: np.ndarray, workers: int, threshold: bool = True) -> list[np.ndarray]:
+    """Split sample indices into <= ``workers`` lists of similar lattice work ``cost (N,)``
+    (longest first, each to the least loaded list)."""
+    n = cost.shape[0]
+    if threshold:  # tiny batches: threads cost more than they save
+        workers = min(workers, int(cost.sum()) // 20_000 + 1)
+    workers = max(1, min(workers, n))
+    if workers == 1:
+        return [np.arange(n, dtype=np.int64)]
+    loads = np.zeros(workers)
+    lists: list[list[int]] = [[] for _ in range(workers)]
+    for b in np.argsort(-cost, kind="stable"):
+        k = int(np.argmin(loads))
+        lists[k].append(int(b))
+        loads[k] += cost[b]
+    return [np.asarray(sorted(x), dtype=np.int64) for x in lists if x]
+
+
+def forward_backward(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: torch.Tensor,
+    target_lengths: torch.Tensor,
+    blank: int,
+    want_grad: bool,
+    threading: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-sample negative log-likelihood ``(N,)`` and, if ``want_grad``, the built-in's
+    gradient ``exp(log_probs) - gamma`` ``(T, N, C)``, as ``ctc_torch.forward_backward``;
+    samples the kernel flags are redone there in float64 log space.
+
+    ``log_probs (T, N, C)`` float32/float64 on the CPU, ``targets (N, S)`` int64 padded,
+    lengths ``(N,)`` int64. ``threading``: ``'auto'`` splits the batch over
+    ``torch.get_num_threads()`` Python threads when it holds enough lattice work (a small
+    batch runs on the calling thread), ``'serial'`` always uses the calling thread,
+    ``'pool'`` always splits. Measured inside multitask training steps by
+    ``scripts/bench_ctc_step.py`` (issue 9): the CTC is about 1% of a step, no policy is
+    measurably faster, and right after a parallel torch op (OpenMP workers still
+    spinning) this loss slows down no more than the built-in does (both about
+    1.1-1.2x), so ``'auto'`` is the default.
+    """
+    lp = log_probs.detach().contiguous()
+    n_classes = lp.shape[2]
+    n = lp.shape[1]
+    loss = np.empty(n)
+    status = np.zeros(n, dtype=np.int8)
+    # exp(lp) vectorised by torch; the kernel subtracts the occupations in place
+    grad = torch.exp(lp) if want_grad else torch.empty((1, 1, 1), dtype=lp.dtype)
+    il, tl = input_lengths.numpy(), target_lengths.numpy()
+    args = (lp.numpy(), np.ascontiguousarray(targets.numpy()), il, tl)
+    workers = 1 if threading == "serial" else torch.get_num_threads()
+    chunks = _balanced_chunks(il * (2 * tl + 1 + n_classes), workers, threshold=threading != "pool")
+
+    def run(order: np.ndarray) -> None:
+        forward_backward_kernel(*args, int(blank), want_grad, order, loss, grad.numpy(), status)
+
+    if len(chunks) == 1:
+        run(chunks[0])
+    else:  # the kernel releases the GIL; same thread count as torch's own CTC
+        list(_thread_pool(len(chunks)).map(run, chunks))
+    loss_t = torch.from_numpy(loss)
+    redo = torch.from_numpy(np.flatnonzero(status))
+    if redo.numel() > 0:
+        sub_loss, sub_grad = ctc_torch.forward_backward(
+            lp[:, redo].double(), targets[redo], input_lengths[redo], target_lengths[redo], blank, want_grad
+        )
+        loss_t[redo] = sub_loss
+        if want_grad:
+            grad[:, redo] = sub_grad.to(grad.dtype)
+    return loss_t.to(lp.dtype), (grad if want_grad else None)

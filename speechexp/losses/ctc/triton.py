@@ -1,4 +1,5 @@
-"""Triton GPU kernels for CTC: forward-backward (loss and gradient) and Viterbi alignment.
+"""The ``triton`` backend (CUDA): kernels for the forward-backward pass (loss and gradient)
+and the Viterbi alignment, and their drivers.
 
 Why Triton (and not numba.cuda or a CUDA extension):
 * PyTorch's CUDA wheels for Linux already depend on ``triton`` (``torch.compile`` needs
@@ -33,7 +34,7 @@ occupations from ``exp(log_probs)``, filled by the caller: the blank's as one su
 labels' with atomic adds (a label may occur several times in a target; float addition
 order, and so the last bits, may vary between runs for repeated labels).
 
-Conventions (the caller, ``ctc.py``, handles the rest): -inf/+inf loss when no
+Conventions of the kernels (their driver, :func:`forward_backward`, handles the rest): -inf/+inf loss when no
 alignment fits is returned as ``log_lik = -inf``; an empty input gives log-likelihood 0
 for an empty target, -inf otherwise; gradient rows of infeasible samples are left for
 the caller to set to NaN, rows t >= input length are never touched (the caller zeroes
@@ -168,7 +169,7 @@ def _ctc_viterbi_kernel(
     blank, BLOCK: tl.constexpr,
 ):
     """Program b: best alignment of sample b (max-product), the same arithmetic and
-    tie-breaking as ``ctc_torch.ctc_viterbi_torch`` (stay before s-1 before s-2; the
+    tie-breaking as ``ctc.torch.viterbi`` (stay before s-1 before s-2; the
     trailing blank before the last label).
 
     scratch (N, 2, BLOCK) in lp's dtype; back (N, T, W) int8 backpointers (0 stay,
@@ -268,7 +269,7 @@ def _kernel_inputs(log_probs, targets, input_lengths, target_lengths):
             target_lengths.to(device=device, dtype=torch.long).contiguous(), width, block, warps)
 
 
-def ctc_forward_backward_triton(
+def forward_backward(
     log_probs: torch.Tensor,
     targets: torch.Tensor,
     input_lengths: torch.Tensor,
@@ -311,14 +312,14 @@ def ctc_forward_backward_triton(
     return nll, grad.masked_fill_(infeasible, float("nan"))
 
 
-def ctc_viterbi_triton(
+def viterbi(
     log_probs: torch.Tensor,
     targets: torch.Tensor,
     input_lengths: torch.Tensor,
     target_lengths: torch.Tensor,
     blank: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best single alignment, as ``ctc_torch.ctc_viterbi_torch``: labels ``(N, T)``
+    """Best single alignment, as ``ctc.torch.viterbi``: labels ``(N, T)``
     (-1 for t >= input_length and for infeasible samples) and its log-score ``(N,)``
     (-inf when infeasible)."""
     n_frames, n, _ = log_probs.shape

@@ -1,8 +1,9 @@
-"""Device-agnostic CTC in plain torch: log-space recursions vectorised over the batch.
+"""The ``torch`` backend (any device): log-space recursions vectorised over the batch.
 
-Used on CUDA (and any non-CPU device), when numba is unavailable, and on CPU for
-the rare samples the numba kernel hands back (see ``ctc_kernels``). The time loop
-stays in Python; every step is one batched tensor operation over (N, 2L+1) states.
+Used on CUDA without triton (and on any other non-CPU device), on the CPU without numba,
+for the rare samples the numba kernel hands back (see ``ctc.numba``), and for an
+automatically chosen Triton kernel that cannot run. The time loop stays in Python;
+every step is one batched tensor operation over (N, 2L+1) states.
 
 Shapes: ``log_probs (T, N, C)``, ``targets (N, S)`` int64 (padding ignored),
 ``input_lengths (N,)`` and ``target_lengths (N,)`` int64 on the same device.
@@ -97,7 +98,7 @@ def _log_beta(lpe: torch.Tensor, skip: torch.Tensor, input_lengths: torch.Tensor
     return beta
 
 
-def ctc_forward_backward_torch(
+def forward_backward(
     log_probs: torch.Tensor,
     targets: torch.Tensor,
     input_lengths: torch.Tensor,
@@ -128,7 +129,7 @@ def ctc_forward_backward_torch(
     return -ll, grad.masked_fill(infeasible, float("nan"))
 
 
-def ctc_viterbi_torch(
+def viterbi(
     log_probs: torch.Tensor,
     targets: torch.Tensor,
     input_lengths: torch.Tensor,
