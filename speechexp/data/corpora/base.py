@@ -1,18 +1,20 @@
-"""Index the standard emotional speech corpora (RAVDESS, CREMA-D, TESS, EmoDB) from disk.
+"""What every corpus indexer shares: file discovery, label mapping, splits, ``metadata.csv``.
 
 Emotion, speaker and transcript are decoded from the file names; the audio stays where
 it is (``metadata.csv`` holds absolute paths). Each corpus' emotion names are mapped to
 the experiment's label set through ``label_map`` (several names may map to one label;
 names mapped to null or missing from the map are dropped and counted in the log).
 Splits hold out speakers (or, with ``split_by: text``, sentences), seeded.
+
+One file per corpus sits beside this one; adding a corpus is a file with a
+:class:`CorpusPreparer` subclass (its ``parse``) plus a ``conf/dataset/<name>.yaml``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -44,132 +46,6 @@ class Parsed:
     key: str = ""  # identity used to drop duplicate copies of one recording
 
 
-# ---------------------------------------------------------------------------- RAVDESS
-RAVDESS_EMOTIONS = {
-    "01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry",
-    "06": "fearful", "07": "disgust", "08": "surprised",
-}
-RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
-RAVDESS_CHANNELS = {"01": "speech", "02": "song"}
-RAVDESS_INTENSITY = {"01": "normal", "02": "strong"}
-_RAVDESS_RE = re.compile(r"^(0[123])-(0[12])-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d\d)$")
-
-
-def parse_ravdess(stem: str) -> Parsed | None:
-    """``MM-VV-EE-II-SS-RR-AA`` (e.g. ``03-01-05-02-01-01-12``), or None if it does not parse."""
-    m = _RAVDESS_RE.match(stem)
-    if not m:
-        return None
-    _modality, channel, emotion, intensity, statement, _rep, actor = m.groups()
-    if not 1 <= int(actor) <= 24:
-        return None
-    return Parsed(
-        speaker=f"ravdess_{actor}", corpus_emotion=RAVDESS_EMOTIONS[emotion],
-        text=RAVDESS_STATEMENTS[statement], text_id=f"{RAVDESS_CHANNELS[channel]}_{statement}",
-        intensity=RAVDESS_INTENSITY[intensity],
-        gender="male" if int(actor) % 2 else "female", key=stem[3:],  # ignore modality
-    )
-
-
-# ---------------------------------------------------------------------------- CREMA-D
-CREMA_D_SENTENCES = {
-    "IEO": "It's eleven o'clock", "TIE": "That is exactly what happened",
-    "IOM": "I'm on my way to the meeting", "IWW": "I wonder what this is about",
-    "TAI": "The airplane is almost full", "MTI": "Maybe tomorrow it will be cold",
-    "IWL": "I would like a new alarm clock", "ITH": "I think I have a doctor's appointment",
-    "DFA": "Don't forget a jacket", "ITS": "I think I've seen this before",
-    "TSI": "The surface is slick", "WSI": "We'll stop in a couple of minutes",
-}
-CREMA_D_EMOTIONS = {
-    "ANG": "angry", "DIS": "disgust", "FEA": "fearful", "HAP": "happy", "NEU": "neutral", "SAD": "sad",
-}
-CREMA_D_LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
-_CREMA_RE = re.compile(r"^(\d{4})_([A-Za-z]{3})_([A-Za-z]{3})_([A-Za-z]{2})$")
-
-
-def parse_crema_d(stem: str) -> Parsed | None:
-    """``AAAA_SSS_EEE_LL`` (e.g. ``1001_DFA_ANG_XX``), or None if it does not parse."""
-    m = _CREMA_RE.match(stem)
-    if not m:
-        return None
-    actor, sentence, emotion, level = m.group(1), *(g.upper() for g in m.groups()[1:])
-    if not (1001 <= int(actor) <= 1091) or sentence not in CREMA_D_SENTENCES:
-        return None
-    if emotion not in CREMA_D_EMOTIONS or level not in CREMA_D_LEVELS:
-        return None
-    return Parsed(
-        speaker=f"crema_d_{actor}", corpus_emotion=CREMA_D_EMOTIONS[emotion],
-        text=CREMA_D_SENTENCES[sentence], text_id=sentence, intensity=CREMA_D_LEVELS[level],
-        key=f"{actor}_{sentence}_{emotion}_{level}",
-    )
-
-
-# ---------------------------------------------------------------------------- TESS
-# Emotion suffixes seen in circulating copies, lowercased and with separators removed.
-TESS_EMOTIONS = {
-    "angry": "angry", "anger": "angry", "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "fearful": "fear", "happy": "happy", "happiness": "happy",
-    "neutral": "neutral", "sad": "sad", "sadness": "sad", "ps": "pleasant_surprise",
-    "pleasantsurprise": "pleasant_surprise", "pleasantsurprised": "pleasant_surprise",
-    "surprise": "pleasant_surprise", "surprised": "pleasant_surprise",
-}
-_TESS_RE = re.compile(r"^(OAF|YAF)[_ ]+([A-Za-z']+)[_ ]+([A-Za-z_ ]+)$", re.IGNORECASE)
-
-
-def parse_tess(stem: str) -> Parsed | None:
-    """``{OAF|YAF}_{word}_{emotion}`` (e.g. ``OAF_back_Fear``), or None if it does not parse."""
-    m = _TESS_RE.match(stem.strip())
-    if not m:
-        return None
-    speaker, word, emotion = m.group(1).upper(), m.group(2).lower(), m.group(3)
-    emotion = TESS_EMOTIONS.get(re.sub(r"[_ ]", "", emotion.lower()))
-    if emotion is None:
-        return None
-    return Parsed(
-        speaker=f"tess_{speaker}", corpus_emotion=emotion, text=f"say the word {word}",
-        text_id=word, gender="female", key=f"{speaker}_{word}_{emotion}",
-    )
-
-
-# ---------------------------------------------------------------------------- EmoDB
-EMODB_SENTENCES = {
-    "a01": "Der Lappen liegt auf dem Eisschrank.",
-    "a02": "Das will sie am Mittwoch abgeben.",
-    "a04": "Heute abend könnte ich es ihm sagen.",
-    "a05": "Das schwarze Stück Papier befindet sich da oben neben dem Holzstück.",
-    "a07": "In sieben Stunden wird es soweit sein.",
-    "b01": "Was sind denn das für Tüten, die da unter dem Tisch stehen?",
-    "b02": "Sie haben es gerade hochgetragen und jetzt gehen sie wieder runter.",
-    "b03": "An den Wochenenden bin ich jetzt immer nach Hause gefahren und habe Agnes besucht.",
-    "b09": "Ich will das eben wegbringen und dann mit Karl was trinken gehen.",
-    "b10": "Die wird auf dem Platz sein, wo wir sie immer hinlegen.",
-}
-EMODB_EMOTIONS = {
-    "W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness",
-    "T": "sadness", "N": "neutral",
-}
-EMODB_GENDER = {
-    "03": "male", "08": "female", "09": "female", "10": "male", "11": "male", "12": "male",
-    "13": "female", "14": "female", "15": "male", "16": "female",
-}
-_EMODB_RE = re.compile(r"^(\d\d)([ab]\d\d)([WLEAFTN])([a-z])$")
-
-
-def parse_emodb(stem: str) -> Parsed | None:
-    """``SSTTTEV`` (e.g. ``03a01Fa``), or None if it does not parse."""
-    m = _EMODB_RE.match(stem)
-    if not m:
-        return None
-    speaker, text_id, emotion, _version = m.groups()
-    if text_id not in EMODB_SENTENCES or speaker not in EMODB_GENDER:
-        return None
-    return Parsed(
-        speaker=f"emodb_{speaker}", corpus_emotion=EMODB_EMOTIONS[emotion],
-        text=EMODB_SENTENCES[text_id], text_id=text_id, gender=EMODB_GENDER[speaker], key=stem,
-    )
-
-
-# ---------------------------------------------------------------------------- indexing
 def find_audio(root: Path, extensions: tuple[str, ...] = (".wav",)) -> list[Path]:
     """All files under ``root`` (recursively) with one of ``extensions`` (any case), sorted.
 
@@ -349,56 +225,3 @@ class CorpusPreparer(DatasetPreparer):
         write_csv_atomic(folder / METADATA_FILE, rows, METADATA_COLUMNS)
         log.info("Indexed %d %s files: %s", len(rows), self.corpus,
                  {s: summary[s]["utterances"] for s in ("train", "val", "test")})
-
-
-@dataclass
-class RavdessPreparer(CorpusPreparer):
-    """RAVDESS audio (``MM-VV-EE-II-SS-RR-AA.wav``); ``vocal_channels`` picks speech/song."""
-
-    vocal_channels: list[str] = field(default_factory=lambda: ["speech"])
-    name: ClassVar[str] = "ravdess"
-    corpus: ClassVar[str] = "RAVDESS"
-    pattern: ClassVar[str] = "MM-VV-EE-II-SS-RR-AA.wav (e.g. 03-01-05-01-02-01-12.wav)"
-
-    def parse(self, stem: str) -> Parsed | None:
-        return parse_ravdess(stem)
-
-    def keep(self, parsed: Parsed) -> bool:
-        return parsed.text_id.split("_")[0] in self.vocal_channels
-
-
-@dataclass
-class CremaDPreparer(CorpusPreparer):
-    """CREMA-D audio (``AAAA_SSS_EEE_LL.wav``)."""
-
-    name: ClassVar[str] = "crema_d"
-    corpus: ClassVar[str] = "CREMA-D"
-    pattern: ClassVar[str] = "AAAA_SSS_EEE_LL.wav (e.g. 1001_DFA_ANG_XX.wav)"
-
-    def parse(self, stem: str) -> Parsed | None:
-        return parse_crema_d(stem)
-
-
-@dataclass
-class TessPreparer(CorpusPreparer):
-    """TESS audio (``{OAF|YAF}_{word}_{emotion}.wav``); two speakers, so split by word by default."""
-
-    split_by: str = "text"
-    name: ClassVar[str] = "tess"
-    corpus: ClassVar[str] = "TESS"
-    pattern: ClassVar[str] = "{OAF|YAF}_{word}_{emotion}.wav (e.g. OAF_back_angry.wav)"
-
-    def parse(self, stem: str) -> Parsed | None:
-        return parse_tess(stem)
-
-
-@dataclass
-class EmoDBPreparer(CorpusPreparer):
-    """Berlin EmoDB audio (``SSTTTEV.wav``, e.g. ``03a01Fa.wav``)."""
-
-    name: ClassVar[str] = "emodb"
-    corpus: ClassVar[str] = "EmoDB"
-    pattern: ClassVar[str] = "SSTTTEV.wav (e.g. 03a01Fa.wav)"
-
-    def parse(self, stem: str) -> Parsed | None:
-        return parse_emodb(stem)
