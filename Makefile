@@ -15,7 +15,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)" $(TORCH_INDEX)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[all,dev]"
+	$(BIN)/python -m pip check -q || $(BIN)/python -m pip check
 	@touch $(STAMP)
 
 install: $(STAMP)

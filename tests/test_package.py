@@ -18,19 +18,50 @@ from tests.conftest import REPO
 SOURCES = ("pyproject.toml", "README.md", "speechexp", "conf")
 
 
-def run(command: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+# what the optional extras install (top-level import names and their metadata), kept out of the
+# fresh venv so that it holds only the core dependencies
+EXTRAS = {
+    "optuna": ("optuna", "hydra_optuna_sweeper"),
+    "joblib": ("hydra_joblib_launcher",),
+    "slurm": ("submitit", "hydra_submitit_launcher"),
+    "tensorboard": ("tensorboard", "tensorboard_data_server"),
+}
+EXTRA_NAMES = {name for names in EXTRAS.values() for name in names}
+
+
+def run(command: list[str], cwd: Path, timeout: int = 600, check: bool = True,
+        path: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "PIP_NO_INDEX": "1"}
     env.pop("WANDB_API_KEY", None)
     env.pop("PYTHONPATH", None)
+    if path is not None:
+        env["PYTHONPATH"] = str(path)
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    if check:
+        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done
+
+
+def is_extra(entry: Path) -> bool:
+    """Whether a site-packages entry (package, module or .dist-info) belongs to an extra."""
+    name = entry.name.split("-")[0].removesuffix(".py").lower()
+    return name in EXTRA_NAMES or name == "hydra_plugins"  # every Hydra plugin we use is an extra
+
+
+def site_view(folder: Path, keep) -> Path:
+    """A folder of symlinks to this environment's site-packages entries for which ``keep`` holds."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    folder.mkdir()
+    for entry in site.iterdir():
+        if keep(entry) and not entry.name.endswith(".pth") and not entry.name.startswith(("speechexp", "__")):
+            (folder / entry.name).symlink_to(entry)
+    return folder
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """A fresh virtualenv holding only the speechexp wheel; a .pth file lends it the
-    dependencies already installed here, so no network is needed."""
+    """A fresh virtualenv holding only the speechexp wheel and its core dependencies: a .pth
+    file lends it this environment's packages except the optional extras' (no network needed)."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"
     source.mkdir()
@@ -47,8 +78,20 @@ def installed(tmp_path_factory) -> Path:
     run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps",
          "--no-index", str(wheel)], cwd=root)
     site = next((venv / "lib").glob("python*/site-packages"))
-    (site / "speechexp_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    core = site_view(root / "core", lambda entry: not is_extra(entry))
+    (site / "speechexp_test_deps.pth").write_text(f"{core}\n")
     return venv
+
+
+@pytest.fixture(scope="module")
+def optuna_extra(installed) -> Path:
+    """A folder that, on PYTHONPATH, adds what ``speechexp[optuna]`` installs."""
+    view = site_view(installed.parent / "optuna", lambda entry: entry.name.split("-")[0].lower() in EXTRAS["optuna"])
+    plugins = view / "hydra_plugins"  # a namespace package: only the Optuna sweeper in it
+    plugins.mkdir()
+    (plugins / "hydra_optuna_sweeper").symlink_to(Path(sysconfig.get_paths()["purelib"]) / "hydra_plugins"
+                                                  / "hydra_optuna_sweeper")
+    return view
 
 
 def test_wheel_ships_the_configs_and_runs_from_another_folder(installed, tmp_path):
@@ -73,3 +116,46 @@ def test_your_own_experiment_from_a_config_dir(installed, tmp_path):
          "debug=fdr", "logger=csv", "hydra.run.dir=outputs/mine"], tmp_path)
     saved = yaml.safe_load((tmp_path / "outputs" / "mine" / "config.yaml").read_text())
     assert saved["model"]["units"] == 12 and saved["model"]["front_end"] == "stft"
+
+
+def test_core_install_runs_both_studies_and_names_the_extra_an_option_needs(installed, tmp_path):
+    python = str(installed / "bin" / "python")
+    missing = run([python, "-c", "import importlib.util as u; print([m for m in ('optuna', 'tensorboard', "
+                   "'submitit', 'hydra_plugins') if u.find_spec(m)])"], tmp_path)
+    assert missing.stdout.strip() == "[]"  # the extras really are absent
+    train = str(installed / "bin" / "speechexp-train")
+    run([train, "experiment=asr_emotion", "debug=fdr", "logger=csv", "hydra.run.dir=outputs/asr"], tmp_path)
+    assert json.loads((tmp_path / "outputs" / "asr" / "results.json").read_text())["status"] == "completed"
+    for option, extra in [("hparams_search=separation_optuna", "optuna"), ("hydra/launcher=joblib", "joblib"),
+                          ("hydra/launcher=slurm", "slurm"), ("logger=tensorboard", "tensorboard")]:
+        refused = run([train, option, "debug=fdr", "hydra.run.dir=outputs/refused"], tmp_path, check=False)
+        assert refused.returncode != 0, option
+        lines = refused.stderr.strip().splitlines()
+        assert lines[-1].startswith(f"Error: {option} "), refused.stderr
+        assert f"needs the optional '{extra}' dependencies" in lines[-1], refused.stderr
+        assert f"pip install 'speechexp[{extra}]'" in lines[-1] and "Traceback" not in refused.stderr
+    assert not (tmp_path / "outputs" / "refused").exists()
+
+
+def test_the_optuna_extra_runs_the_optuna_preset(installed, optuna_extra, tmp_path):
+    sweep = tmp_path / "study"
+    run([str(installed / "bin" / "speechexp-train"), "hparams_search=separation_optuna", "hydra.sweeper.n_trials=2",
+         "debug=fdr", "logger=csv", f"hydra.sweep.dir={sweep}"], tmp_path, path=optuna_extra)
+    jobs = [p for p in sweep.iterdir() if (p / "results.json").is_file()]
+    assert len(jobs) == 2
+    assert all(json.loads((p / "results.json").read_text())["status"] == "completed" for p in jobs)
+
+
+def test_version_and_metadata_come_from_the_installed_package(installed, tmp_path):
+    shown = run([str(installed / "bin" / "python"), "-c",
+                 "import json, speechexp; from importlib.metadata import metadata, requires; m = metadata('speechexp'); "
+                 "print(json.dumps({'version': speechexp.__version__, 'meta': m['Version'], "
+                 "'license': m['License-Expression'], 'classifiers': m.get_all('Classifier'), "
+                 "'extras': m.get_all('Provides-Extra'), 'requires': requires('speechexp')}))"], tmp_path)
+    info = json.loads(shown.stdout)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert info["version"] == info["meta"] and f'version = "{info["version"]}"' in pyproject
+    assert info["license"] == "MIT" and any("Science/Research" in c for c in info["classifiers"])
+    assert {"optuna", "joblib", "slurm", "tensorboard", "all", "dev"} <= set(info["extras"])
+    core = [r for r in info["requires"] if "extra ==" not in r]
+    assert not any(r.startswith(("optuna", "hydra-optuna", "tensorboard", "hydra-submitit", "sqlalchemy")) for r in core)

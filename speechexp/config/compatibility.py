@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from speechexp.config.extras import check_extras
 from speechexp.config.registry import read_yaml
 from speechexp.errors import SpeechexpError
 
@@ -150,7 +151,8 @@ def check_composed(cfg) -> None:
 
 def check_command_line(argv: list[str], conf_dir: str | Path, config_name: str = "train") -> None:
     """Refuse ``group=option`` overrides that the chosen (or default) experiment's task cannot
-    consume, before Hydra composes; anything it cannot read is left to Hydra."""
+    consume, or whose optional extra is not installed, before Hydra composes; anything it
+    cannot read is left to Hydra."""
     from hydra._internal.utils import get_args_parser  # noqa: PLC0415  (Hydra's own CLI parser)
     from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: PLC0415
 
@@ -161,6 +163,8 @@ def check_command_line(argv: list[str], conf_dir: str | Path, config_name: str =
         return
     conf_dirs = [Path(args.config_dir)] if args.config_dir else []
     conf_dirs.append(Path(conf_dir))
+    check_extras([(o.key_or_group, o.value()) for o in overrides
+                  if o.package is None and not o.is_sweep_override() and isinstance(o.value(), str)], conf_dirs)
     chosen = {o.key_or_group: o.value() for o in overrides if o.package is None and not o.is_sweep_override()
               and o.key_or_group in (*CHECKED_GROUPS, "task", "experiment") and isinstance(o.value(), str)}
     if not any(group in chosen for group in CHECKED_GROUPS):

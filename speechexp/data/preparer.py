@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import logging
@@ -23,9 +22,14 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator
 
+import filelock
+
+from speechexp.errors import SpeechexpError
+
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.csv"
+LOCK_TIMEOUT_S = 3600.0  # how long a run waits for another process building the same dataset
 
 
 def lock_path(target: Path) -> Path:
@@ -37,14 +41,25 @@ def lock_path(target: Path) -> Path:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on ``path`` (created if missing) while inside."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def exclusive_lock(path: Path, target: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` while inside, waiting at most ``timeout`` seconds
+    for another process building ``target`` (the OS releases the lock if that process dies)."""
+    lock = filelock.FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        log.info("Waiting for another process that is preparing %s", target)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            lock.acquire(timeout=timeout)
+        except filelock.Timeout:
+            raise SpeechexpError(
+                f"Another process has been preparing {target} for over {timeout:.0f} s (lock {path}); "
+                "let it finish, or stop it and run the command again."
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class DatasetPreparer(ABC):
@@ -79,7 +94,7 @@ class DatasetPreparer(ABC):
             log.info("Reusing prepared dataset %s", target)
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(lock_path(target)):
+        with exclusive_lock(lock_path(target), target):
             if (target / METADATA_FILE).is_file():  # another process built it meanwhile
                 log.info("Reusing prepared dataset %s", target)
                 return target
