@@ -26,7 +26,7 @@ SMALL = dict(num_speakers=10, utterances_per_speaker=10, num_sentences=40, val_f
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
-    folder = EmotionalSpeechPreparer(**SMALL).prepare(data_dir)
+    folder = EmotionalSpeechPreparer(**SMALL, num_workers=1).prepare(data_dir)  # the serial build
     return folder, pd.read_csv(folder / "metadata.csv", keep_default_na=False)
 
 
@@ -160,6 +160,22 @@ def test_prepare_is_seeded_and_reused(tmp_path, corpus):
     assert (again / "metadata.csv").stat().st_mtime_ns == stamp
     other = EmotionalSpeechPreparer(**{**SMALL, "seed": 4})
     assert other.folder(tmp_path) != again
+
+
+def test_parallel_synthesis_writes_the_same_folder_byte_for_byte(tmp_path, corpus, caplog):
+    serial, _ = corpus
+    caplog.set_level("INFO")
+    parallel = EmotionalSpeechPreparer(**SMALL, num_workers=2).prepare(tmp_path)
+    assert "in 2 process(es)" in caplog.text
+    assert parallel.name == serial.name  # the worker count is not part of the dataset's identity
+    assert "Synthesis: 100%" in caplog.text and "100/100" in caplog.text  # the progress line (not a tty)
+
+    def files(root):
+        return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+
+    assert files(parallel) == files(serial) and len(files(serial)) == 100 + 4
+    for rel in files(serial):
+        assert (parallel / rel).read_bytes() == (serial / rel).read_bytes(), rel
 
 
 def test_configured_emotions_and_errors():

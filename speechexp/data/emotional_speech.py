@@ -11,8 +11,11 @@ speaker- and sentence-disjoint: val and test hold voices and sentences unseen in
 from __future__ import annotations
 
 import logging
+import os
 import random
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from scipy.signal import lfilter
 from speechexp.data import espeak
 from speechexp.data.emotion_splits import SPLITS, split_groups
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
+from speechexp.data.progress import progress
 from speechexp.data.sentences import sentence_bank
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic, write_wav_atomic
@@ -53,6 +57,11 @@ METADATA_COLUMNS = [
 ]
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, e.g. a SLURM allocation)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def apply_tilt(audio: np.ndarray, tilt: float) -> np.ndarray:
     """Brighten (``tilt > 0``) or darken (``tilt < 0``) ``audio [time]``; keeps RMS."""
     if abs(tilt) < 1e-6 or audio.size == 0:
@@ -75,6 +84,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     (:data:`METADATA_COLUMNS`), ``sentences.csv`` and ``summary.json``. Total utterances
     are ``num_speakers * utterances_per_speaker``; each speaker gets (near) equal counts
     of every emotion. ``prosody`` overrides entries of :data:`EMOTION_PROSODY` per emotion.
+    ``num_workers`` processes synthesise in parallel (None: every core); each utterance's
+    audio depends only on its plan and index, so the files are the same for any count.
     """
 
     name: str = "emotional_speech"
@@ -93,11 +104,14 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     snr_db: float | None = 35.0
     prosody: dict[str, dict[str, float]] | None = None
     seed: int = 0
+    num_workers: int | None = None
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields plus the resolved voices and prosody targets, so that changing the
-        code's defaults (presets, variant list) also gives a new dataset folder."""
+        code's defaults (presets, variant list) also gives a new dataset folder; not
+        ``num_workers``, which changes how fast, not what."""
         fields = super().fingerprint_fields()
+        fields.pop("num_workers")
         fields["resolved"] = {"voices": self.voices(), "targets": self.emotion_targets(), "format": 1}
         return fields
 
@@ -206,18 +220,18 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     def build(self, folder: Path) -> None:
         """Synthesise every planned utterance into ``folder`` and write the metadata."""
         utterances, sentences = self.plan()
-        genders: dict[str, str] = {}
-        log.info("Synthesising %d utterances from %d voices", len(utterances), self.num_speakers)
-        for i, utt in enumerate(utterances):
-            audio = self.render(utt, i)
-            write_wav_atomic(folder / utt["path"], audio, self.sample_rate)
-            utt["duration"] = round(audio.size / self.sample_rate, 4)
+        workers = max(1, min(self.num_workers or available_cores(), len(utterances)))
+        log.info("Synthesising %d utterances from %d voices in %d process(es)",
+                 len(utterances), self.num_speakers, workers)
+        write = partial(synthesise_into, self, folder)
+        jobs = list(enumerate(utterances))
+        with ProcessPoolExecutor(workers) if workers > 1 else _InProcess() as pool:
+            durations = list(progress(pool.map(write, jobs, chunksize=16), len(jobs), "Synthesis"))
+        genders = {v: espeak.variant_gender(v) for v in sorted({u["variant"] for u in utterances})}
+        for utt, duration in zip(utterances, durations):
+            utt["duration"] = duration
             utt["sample_rate"] = self.sample_rate
-            if utt["variant"] not in genders:
-                genders[utt["variant"]] = espeak.variant_gender(utt["variant"])
             utt["gender"] = genders[utt["variant"]]
-            if (i + 1) % 500 == 0:
-                log.info("  %d/%d utterances", i + 1, len(utterances))
         write_csv_atomic(folder / "sentences.csv", sentences, ["sentence_id", "text", "split"])
         summary = {
             split: {
@@ -232,3 +246,26 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         write_json_atomic(folder / "summary.json", summary)
         write_csv_atomic(folder / METADATA_FILE, utterances, METADATA_COLUMNS)
         log.info("Synthetic corpus: %s", summary)
+
+
+def synthesise_into(preparer: EmotionalSpeechPreparer, folder: Path, job: tuple[int, dict[str, Any]]) -> float:
+    """Render planned utterance ``job = (index, plan)`` into ``folder``; its duration in s.
+    Module-level so that worker processes can receive it."""
+    index, utt = job
+    audio = preparer.render(utt, index)
+    write_wav_atomic(folder / utt["path"], audio, preparer.sample_rate)
+    return round(audio.size / preparer.sample_rate, 4)
+
+
+class _InProcess:
+    """The serial stand-in for a process pool (``map`` in this process)."""
+
+    def __enter__(self) -> "_InProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    @staticmethod
+    def map(fn, items, chunksize: int = 1):  # noqa: ARG004 - the pool's signature
+        return map(fn, items)

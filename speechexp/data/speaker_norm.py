@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from speechexp.data.progress import progress
+
 
 def speaker_means(dataset: Any) -> dict[str, torch.Tensor]:
     """Each utterance's speaker mean ``[dim]``, keyed by the utterance's path.
@@ -26,7 +28,7 @@ def speaker_means(dataset: Any) -> dict[str, torch.Tensor]:
     frames: dict[str, int] = {}
     speakers = list(dataset.rows["speaker"])
     paths = list(dataset.rows["path"])
-    for index, speaker in enumerate(speakers):
+    for index, speaker in progress(enumerate(speakers), len(speakers), "Speaker statistics"):
         features = dataset[index]["features"].double()
         sums[speaker] = sums.get(speaker, 0) + features.sum(0)
         frames[speaker] = frames.get(speaker, 0) + features.shape[0]

@@ -22,6 +22,7 @@ import soundfile as sf
 
 from speechexp.data.emotion_splits import split_groups
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
+from speechexp.data.progress import progress
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic
 
@@ -130,7 +131,7 @@ class CorpusPreparer(DatasetPreparer):
         seen: set[str] = set()
         parsed_any = False
         rows = []
-        for path in files:
+        for path in progress(files, len(files), f"Indexing {self.corpus}"):
             parsed = self.parse(path.stem)
             if parsed is None:
                 unparsed.append(path)
