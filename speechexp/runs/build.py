@@ -79,10 +79,12 @@ def build_task(run_cfg: DictConfig, datamodule: pl.LightningDataModule, **overri
     """
     model_kwargs = getattr(datamodule, "model_kwargs", dict)()
     task_kwargs = getattr(datamodule, "task_kwargs", dict)()
-    model = instantiate_checked(run_cfg.model, **model_kwargs)
-    loss = instantiate_checked(run_cfg.loss)
-    optimizer = instantiate_checked(run_cfg.optimizer)
-    scheduler = instantiate_checked(run_cfg.scheduler) if run_cfg.get("scheduler") else None
+    # plain containers: an OmegaConf ListConfig (e.g. Adam's betas) would otherwise end up in
+    # the optimizer's state, and torch 2.4's weights_only loader refuses such checkpoints
+    model = instantiate_checked(run_cfg.model, _convert_="all", **model_kwargs)
+    loss = instantiate_checked(run_cfg.loss, _convert_="all")
+    optimizer = instantiate_checked(run_cfg.optimizer, _convert_="all")
+    scheduler = instantiate_checked(run_cfg.scheduler, _convert_="all") if run_cfg.get("scheduler") else None
     # not recursive: the saved run config is data (its `_target_`s are not to be built), kept plain
     return instantiate_checked(run_cfg.task.module, _recursive_=False, _convert_="all", model=model, loss=loss,
                                optimizer=optimizer, scheduler=scheduler, run_config=resolved_container(run_cfg),
