@@ -25,7 +25,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test with the best checkpoint; return the final metrics."""
     # torch and Lightning load here, not at import: `speechexp-train --help` stays fast
     from speechexp.runs.build import build_task  # noqa: PLC0415
-    from speechexp.runs.checkpoints import check_fits, load_checkpoint  # noqa: PLC0415
+    from speechexp.runs.checkpoints import check_fits, check_schedule_fits, load_checkpoint  # noqa: PLC0415
     from speechexp.runs.run import Run  # noqa: PLC0415
 
     run = Run.for_training(cfg)
@@ -33,8 +33,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return run.metrics
     with run:
         check_composed(cfg)  # before anything is prepared; a failed sweep job is recorded too
-        if cfg.ckpt_path and not run.resuming:  # a checkpoint to test or fine-tune: check it first
-            check_fits(load_checkpoint(cfg.ckpt_path), run.config, cfg.ckpt_path)
+        if run.start_from and not run.resuming:  # a checkpoint to test or fine-tune: check it first
+            checkpoint = load_checkpoint(run.start_from)
+            check_fits(checkpoint, run.config, run.start_from)
+            if cfg.train:
+                check_schedule_fits(checkpoint, run.config, run.start_from)
         datamodule = run.datamodule(cfg.dataset)
         task = build_task(cfg, datamodule)
         trainer = run.trainer()

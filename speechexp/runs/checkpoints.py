@@ -8,13 +8,28 @@ else is refused before it can run.
 from __future__ import annotations
 
 import pickle
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from speechexp.errors import SpeechexpError
 
 CONFIG_KEY = "speechexp_config"
+
+
+def plain_data(value: Any) -> Any:
+    """``value`` with enums (e.g. a config's ``mode: max``, which a plateau scheduler keeps in
+    its state) replaced by their values, through dicts, lists and tuples, so that the
+    ``weights_only`` loader accepts every checkpoint speechexp writes."""
+    if isinstance(value, Enum):
+        return plain_data(value.value)
+    if isinstance(value, dict):
+        return {key: plain_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_data(item) for item in value)
+    return value
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -55,6 +70,31 @@ def check_fits(checkpoint: dict, run_config: dict, path: str | Path) -> None:
         raise SpeechexpError(f"Checkpoint {path} was trained for {trained}, but this run is {wanted}; "
                              "pass a checkpoint of the same task and model, or use speechexp-eval, which "
                              "rebuilds the checkpoint's own configuration.")
+
+
+def scheduler_target(config: dict) -> str | None:
+    node = config.get("scheduler") or {}
+    return node.get("_target_") if isinstance(node, dict) else None
+
+
+def scheduler_option(target: str) -> str:
+    """``scheduler=<option>`` whose YAML names ``target``, else the class name."""
+    from speechexp.config import CONF_DIR  # noqa: PLC0415
+    from speechexp.config.registry import read_yaml  # noqa: PLC0415
+
+    for path in sorted((Path(CONF_DIR) / "scheduler").glob("*.yaml")):
+        if read_yaml(path).get("_target_") == target:
+            return f"scheduler={path.stem}"
+    return f"scheduler {target.rsplit('.', 1)[-1]}"
+
+
+def check_schedule_fits(checkpoint: dict, run_config: dict, path: str | Path) -> None:
+    """Refuse continuing a checkpoint's schedule state with another kind of schedule."""
+    trained, wanted = scheduler_target(checkpoint[CONFIG_KEY]), scheduler_target(run_config)
+    if checkpoint.get("lr_schedulers") and trained and wanted and trained != wanted:
+        raise SpeechexpError(f"Checkpoint {path} was trained with {scheduler_option(trained)}, whose saved state "
+                             f"cannot drive this run's {scheduler_option(wanted)}; continue with "
+                             f"{scheduler_option(trained)}, or train without ckpt_path.")
 
 
 def load_weights(module: torch.nn.Module, checkpoint: dict, path: str | Path) -> None:

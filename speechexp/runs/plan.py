@@ -6,13 +6,18 @@
 - ``resume``: it was interrupted with the same configuration and holds a checkpoint
   (``checkpoints/last.ckpt``, or Lightning's SLURM ``hpc_ckpt_*.ckpt``), so training
   continues from the newest one;
+- ``continue``: the same experiment with another training budget (:data:`BUDGET_KEYS`,
+  e.g. ``trainer.max_epochs=20`` after 10): training goes on from its newest checkpoint
+  (or from ``ckpt_path`` when that names one of the run's own checkpoints) in the same
+  run dir, with the same logs and W&B run;
 - ``start``: nothing usable is there (empty, or failed before its first checkpoint).
 
 "The same configuration" compares the resolved config that the run saved
 (``config.yaml``) with the new one, ignoring :data:`COSMETIC_KEYS`, which change how a
-run reports, not what it computes. A run dir holding another configuration, or any run
+run reports, not what it computes. A run dir holding another experiment, or any run
 with ``resume=false``, starts afresh after its earlier files are moved to
-``.superseded/<time>/`` inside it: nothing is deleted.
+``.superseded/<time>/`` inside it: nothing is deleted, and a ``ckpt_path`` that pointed
+into the run dir is read from where it was moved.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ HYDRA_FILES = (".hydra", "train.log", "evaluate.log")
 # dotted config keys (and their children) that change how a run reports, not what it computes
 COSMETIC_KEYS = ("logger", "resume", "sweep_name", "threads", "paths", "name",
                  "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps")
+# how long to train: changing only these continues a run instead of starting it afresh
+BUDGET_KEYS = ("trainer.max_epochs", "trainer.max_steps")
 
 
 def is_cosmetic(key: str) -> bool:
@@ -78,10 +85,11 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
 class RunPlan:
     """What to do in a run dir; ``run_id`` names this unit of work (e.g. its W&B run id)."""
 
-    action: str  # "start" | "resume" | "skip"
+    action: str  # "start" | "resume" | "continue" | "skip"
     run_id: str
-    checkpoint: Path | None = None
+    checkpoint: Path | None = None  # the run's own checkpoint that training resumes from
     previous_results: dict = field(default_factory=dict)
+    moved_ckpt_path: Path | None = None  # where a ckpt_path into the run dir went when superseded
 
 
 def read_json(path: Path) -> dict:
@@ -113,8 +121,30 @@ def supersede(run_dir: Path) -> Path | None:
     return target
 
 
+def inside(run_dir: Path, path: str | None) -> bool:
+    """Whether ``path`` names a file inside ``run_dir``."""
+    if not path:
+        return False
+    try:
+        Path(path).resolve().relative_to(run_dir.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def experiment_identity(run_config: dict) -> dict[str, Any]:
+    """:func:`identity` without the training budget and ``ckpt_path``: what stays the same
+    when a run is continued."""
+    return {k: v for k, v in identity(run_config).items() if k not in (*BUDGET_KEYS, "ckpt_path")}
+
+
+def budget(run_config: dict) -> dict[str, Any]:
+    flat = flatten(run_config)
+    return {k: flat.get(k) for k in BUDGET_KEYS}
+
+
 def plan_run(run_dir: Path, run_config: dict, resume: bool = True) -> RunPlan:
-    """Decide whether the run in ``run_dir`` starts, resumes or is already complete.
+    """Decide whether the run in ``run_dir`` starts, resumes, continues or is already complete.
 
     Moves earlier files aside (see :func:`supersede`) when the run starts afresh over
     them. ``run_config`` is the resolved config as plain data.
@@ -122,21 +152,34 @@ def plan_run(run_dir: Path, run_config: dict, resume: bool = True) -> RunPlan:
     saved = read_saved_config(run_dir)
     previous = read_json(run_dir / RESULTS_FILE)
     run_id = read_json(run_dir / RUN_FILE).get("run_id")
-    same = saved is not None and identity(saved) == identity(run_config)
-    checkpoint = newest_checkpoint(run_dir)
-    if resume and same and previous.get("status") == "completed":
+    ckpt_path = run_config.get("ckpt_path")
+    own_ckpt = inside(run_dir, ckpt_path) and Path(ckpt_path).is_file()
+    # ckpt_path of the run's own checkpoint, or the one it was started from, asks for the same run
+    same_start = saved is not None and (not ckpt_path or own_ckpt or ckpt_path == saved.get("ckpt_path"))
+    same_experiment = same_start and experiment_identity(saved) == experiment_identity(run_config)
+    same_budget = saved is not None and budget(saved) == budget(run_config)
+    checkpoint = Path(ckpt_path) if own_ckpt else newest_checkpoint(run_dir)
+    if resume and same_experiment and same_budget and previous.get("status") == "completed":
         log.info("Run dir %s already completed this configuration: skipping it (resume=false retrains).", run_dir)
         return RunPlan("skip", run_id or new_run_id(), previous_results=previous)
-    if resume and same and checkpoint is not None:
-        log.info("Resuming from %s (resume=false starts afresh).", checkpoint)
-        return RunPlan("resume", run_id or new_run_id(), checkpoint=checkpoint)
+    if resume and same_experiment and checkpoint is not None:
+        if same_budget:
+            log.info("Resuming from %s (resume=false starts afresh).", checkpoint)
+            return RunPlan("resume", run_id or new_run_id(), checkpoint=checkpoint)
+        log.info("Continuing %s with a new training budget (%s) from %s (resume=false starts afresh).",
+                 run_dir, differences(saved, run_config), checkpoint)
+        return RunPlan("continue", run_id or new_run_id(), checkpoint=checkpoint)
     moved = supersede(run_dir)
+    plan = RunPlan("start", new_run_id())
     if moved is not None:
         reason = ("resume=false" if not resume else
-                  f"it held another configuration: {differences(saved, run_config)}" if saved is not None and not same
-                  else "no checkpoint to resume from")
+                  f"it held another configuration: {differences(saved, run_config)}" if saved is not None
+                  and not same_experiment else "no checkpoint to resume from")
         log.info("Starting afresh in %s (%s); the earlier run's files are in %s.", run_dir, reason, moved)
-    return RunPlan("start", new_run_id())
+        if inside(run_dir, ckpt_path):  # the checkpoint asked for went with them: read it there
+            plan.moved_ckpt_path = moved / Path(ckpt_path).resolve().relative_to(run_dir.resolve())
+            log.info("ckpt_path %s is read from %s.", ckpt_path, plan.moved_ckpt_path)
+    return plan
 
 
 def new_run_id() -> str:

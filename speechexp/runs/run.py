@@ -14,6 +14,7 @@ A :class:`Run` owns the lifecycle that every entry point shares:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -30,6 +31,19 @@ from speechexp.runs.plan import CONFIG_FILE, RESULTS_FILE, RUN_FILE, RunPlan, ne
 from speechexp.runs.provenance import describe_environment
 from speechexp.runs.threads import set_threads
 from speechexp.runs.tracking import configure_wandb, finish_wandb
+
+log = logging.getLogger("speechexp")
+
+
+def checkpoint_epochs(path: Path) -> int:
+    """How many epochs the checkpoint at ``path`` completed."""
+    import torch  # noqa: PLC0415 - loaded with Lightning anyway by now
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    # "processed": the epoch's training is done (last.ckpt is saved at validation end, before
+    # Lightning counts the epoch "completed")
+    return int(progress.get("processed", checkpoint.get("epoch", 0)))
 
 
 def json_number(value: float) -> float | str:
@@ -64,7 +78,12 @@ class Run:
         run_config = resolved_container(cfg)
         plan = plan_run(Path(cfg.paths.output_dir), run_config, resume=cfg.resume)
         own = str(plan.checkpoint) if plan.checkpoint else None
-        run = cls(cfg, plan, run_config, start_from=own or cfg.ckpt_path, resumed_from=own)
+        fine_tune = str(plan.moved_ckpt_path) if plan.moved_ckpt_path else cfg.ckpt_path
+        run = cls(cfg, plan, run_config, start_from=own or fine_tune, resumed_from=own)
+        if plan.action == "continue":
+            done = checkpoint_epochs(plan.checkpoint)
+            log.info("Continuing %s from epoch %d to %s.", run.dir, done, cfg.trainer.get("max_epochs"))
+            run.extra["continued_from_epoch"] = done
         run.extra["best_checkpoint"] = None  # results.json always says whether training kept a best
         if plan.action == "skip":
             run.metrics = {k: v for k, v in plan.previous_results.items() if "/" in k and isinstance(v, float)}

@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
 
-from speechexp.runs.checkpoints import CONFIG_KEY
+from speechexp.runs.checkpoints import CONFIG_KEY, plain_data
 
 
 class ConfiguredTask(pl.LightningModule):
@@ -54,6 +54,10 @@ class ConfiguredTask(pl.LightningModule):
         # NeMo-style: the checkpoint alone rebuilds dataset, model and task (speechexp-eval)
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        # schedule, optimizer and callback states as plain data: weights_only loads them
+        for key in ("lr_schedulers", "optimizer_states", "callbacks"):
+            if key in checkpoint:
+                checkpoint[key] = plain_data(checkpoint[key])
 
     def gather_rows(self, rows: list) -> list | None:
         """Every process's ``rows`` concatenated on rank 0 (``None`` elsewhere); the rows

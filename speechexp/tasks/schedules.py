@@ -1,9 +1,20 @@
-"""Learning-rate schedules stepped once per optimizer step.
+"""Learning-rate schedules whose length is the training budget, and how they continue.
 
-Each class has ``interval = "step"`` (the task tells Lightning to step it after every
-optimizer step) and takes ``total_steps=None``: the task fills it in from the trainer
+Each class has ``interval`` (``"step"``: the task tells Lightning to step it after every
+optimizer step, ``"epoch"``: once per epoch) and takes ``total_steps``; for per-step
+schedules ``None`` is filled in by the task from the trainer
 (``trainer.estimated_stepping_batches``), so a config never has to know the number of
 batches per epoch.
+
+**Continuing with a longer budget** (``trainer.max_epochs=25`` for a run trained to 15):
+the checkpoint's schedule state was made for the old total. Restoring it into a schedule
+built for the new total switches to a *continuation phase*: the learning rate goes from
+the value the run had reached to the schedule's floor (one-cycle:
+``max_lr / (div_factor * final_div_factor)``; warm-up + cosine: ``final_factor × lr``)
+along a half cosine over the added steps. A finished one-cycle run thus goes on at its
+floor rate and keeps what it learned; a run stopped mid-schedule decays smoothly from
+where it was. The phase is stored in the schedule's state, so a continued run resumes
+and continues again the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +31,39 @@ def _check_total(total_steps: int | None, name: str) -> int:
     return int(total_steps)
 
 
-class OneCycleSchedule(OneCycleLR):
+def continuation_lrs(phase: dict, step: int) -> list[float]:
+    """The learning rates at ``step`` of a continuation ``phase`` (plain data: ``start``,
+    ``total``, ``start_lrs``, ``end_lrs``): a half cosine from ``start_lrs`` to ``end_lrs``."""
+    progress = min(1.0, max(0.0, (step - phase["start"]) / max(1, phase["total"] - phase["start"])))
+    weight = 0.5 * (1 + math.cos(math.pi * progress))
+    return [end + (start - end) * weight for start, end in zip(phase["start_lrs"], phase["end_lrs"])]
+
+
+class Continuable:
+    """Mixin for a schedule with ``total_steps``: restoring a state saved for another total
+    starts a continuation phase (see the module docstring) instead of failing or jumping."""
+
+    continuation: dict | None = None  # plain data, so it is saved in the state and loads as data
+
+    def floor_lrs(self) -> list[float]:  # pragma: no cover - each schedule defines its floor
+        raise NotImplementedError
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        total = self.total_steps
+        super().load_state_dict(state_dict)  # type: ignore[misc]
+        if state_dict.get("total_steps", total) != total:
+            self.total_steps = total
+            self.continuation = {"start": int(self.last_epoch), "total": int(total),
+                                 "start_lrs": [float(lr) for lr in state_dict["_last_lr"]],
+                                 "end_lrs": [float(lr) for lr in self.floor_lrs()]}
+
+    def get_lr(self) -> list[float]:
+        if self.continuation is not None:
+            return continuation_lrs(self.continuation, self.last_epoch)
+        return super().get_lr()  # type: ignore[misc]
+
+
+class OneCycleSchedule(Continuable, OneCycleLR):
     """One cycle over the whole run (Smith & Topin, 2019), stepped per optimizer step:
     the rate rises from ``max_lr / div_factor`` to ``max_lr`` over ``pct_start`` of the
     steps, then anneals (cosine) to ``max_lr / (div_factor * final_div_factor)``."""
@@ -34,8 +77,17 @@ class OneCycleSchedule(OneCycleLR):
                          pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor,
                          anneal_strategy=anneal_strategy, cycle_momentum=cycle_momentum)
 
+    def floor_lrs(self) -> list[float]:
+        return [group["min_lr"] for group in self.optimizer.param_groups]
 
-class WarmupCosineSchedule(LambdaLR):
+
+class OneCycleEpochSchedule(OneCycleSchedule):
+    """:class:`OneCycleSchedule` stepped once per epoch (``total_steps`` = epochs)."""
+
+    interval = "epoch"
+
+
+class WarmupCosineSchedule(Continuable, LambdaLR):
     """Linear warm-up from 0 over ``warmup_fraction`` of the steps to the optimizer's
     learning rate, then cosine decay to ``final_factor`` times it; stepped per optimizer step."""
 
@@ -44,6 +96,7 @@ class WarmupCosineSchedule(LambdaLR):
     def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int | None = None,
                  warmup_fraction: float = 0.05, final_factor: float = 0.01):
         total = _check_total(total_steps, "WarmupCosineSchedule")
+        self.total_steps, self.final_factor = total, final_factor
         warmup = max(1, int(round(warmup_fraction * total)))
 
         def factor(step: int) -> float:
@@ -53,3 +106,6 @@ class WarmupCosineSchedule(LambdaLR):
             return final_factor + (1 - final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
         super().__init__(optimizer, factor)
+
+    def floor_lrs(self) -> list[float]:
+        return [self.final_factor * base_lr for base_lr in self.base_lrs]

@@ -1,0 +1,129 @@
+"""Continuing a run with a longer training budget: same run dir, same logs, every scheduler."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechexp.errors import SpeechexpError
+from speechexp.runs.plan import RUN_FILE, SUPERSEDED_DIR
+from speechexp.tasks.schedules import OneCycleSchedule, WarmupCosineSchedule
+from speechexp.train import train
+
+FAST = ("trainer.enable_progress_bar=false", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2")
+TASKS = {
+    "separation": ("dataset.preparer.n_examples=20", *FAST),
+    "asr_emotion": ("experiment=asr_emotion", "dataset.preparer.num_speakers=12",
+                    "dataset.preparer.utterances_per_speaker=5", "dataset.preparer.num_sentences=40", *FAST),
+}
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def trained_epochs(run_dir: Path) -> list[int]:
+    """The epoch of every row of the CSV log that holds an epoch's validation score."""
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        monitor = "val/si_snr" if "si_snr" in handle.readline() else "val/loss"
+        handle.seek(0)
+        return [int(r["epoch"]) for r in csv.DictReader(handle) if r.get(monitor)]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_a_longer_budget_continues_the_run_in_its_own_dir(task, compose_train, tmp_path):
+    run_dir, args = tmp_path / "run", (*TASKS[task], "logger=many")
+    train(compose_train(*args, "trainer.max_epochs=1"))
+    run_id = json.loads((run_dir / RUN_FILE).read_text())["run_id"]
+    assert trained_epochs(run_dir) == [0]
+
+    train(compose_train(*args, "trainer.max_epochs=2"))  # the same command with a larger budget
+    assert trained_epochs(run_dir) == [0, 1]
+    first = results(run_dir)
+    assert first["status"] == "completed" and first["continued_from_epoch"] == 1
+    assert first["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+
+    own = run_dir / "checkpoints" / "last.ckpt"  # ckpt_path of the run's own checkpoint: the same request
+    train(compose_train(*args, "trainer.max_epochs=3", f"ckpt_path={own}"))
+    assert trained_epochs(run_dir) == [0, 1, 2]
+    assert results(run_dir)["continued_from_epoch"] == 2 and "test/loss" in results(run_dir)
+    assert not (run_dir / SUPERSEDED_DIR).exists()
+    assert json.loads((run_dir / RUN_FILE).read_text())["run_id"] == run_id
+    wandb_runs = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
+    assert wandb_runs == {run_id}  # one W&B run, resumed twice
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "onecycle_step", "warmup_cosine", "plateau", None])
+@pytest.mark.parametrize("task", TASKS)
+def test_every_scheduler_continues_from_one_to_two_epochs(task, scheduler, compose_train, tmp_path):
+    choice = f"scheduler={scheduler}" if scheduler else "~scheduler"
+    args = (*TASKS[task], choice, "logger=csv")
+    train(compose_train(*args, "trainer.max_epochs=1"))
+    train(compose_train(*args, "trainer.max_epochs=2"))
+    run_dir = tmp_path / "run"
+    assert results(run_dir)["status"] == "completed" and trained_epochs(run_dir) == [0, 1]
+    assert math.isfinite(results(run_dir)["test/loss"])
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)  # plain data only
+    assert len(checkpoint["lr_schedulers"]) == (1 if scheduler else 0)
+
+
+def test_another_experiment_setting_still_starts_afresh_and_keeps_the_old_files(compose_train, tmp_path):
+    run_dir, args = tmp_path / "run", (*TASKS["separation"], "logger=csv")
+    train(compose_train(*args, "trainer.max_epochs=1"))
+    own = run_dir / "checkpoints" / "last.ckpt"
+    # a changed learning rate is another experiment; the checkpoint it starts from is read
+    # from where the earlier files were moved, not lost
+    train(compose_train(*args, "trainer.max_epochs=2", "optimizer.lr=0.002", f"ckpt_path={own}"))
+    kept = list((run_dir / SUPERSEDED_DIR).glob("*/checkpoints/last.ckpt"))
+    assert len(kept) == 1 and results(run_dir)["status"] == "completed"
+    assert "continued_from_epoch" not in results(run_dir) and trained_epochs(run_dir) == [1]
+
+
+def test_a_checkpoint_of_another_schedule_is_refused_in_one_sentence(compose_train, tmp_path):
+    args = (*TASKS["separation"], "logger=csv", "trainer.max_epochs=1")
+    train(compose_train(*args, "scheduler=plateau", run_name="plateau"))
+    ckpt = tmp_path / "plateau" / "checkpoints" / "last.ckpt"
+    with pytest.raises(SpeechexpError, match=r"trained with scheduler=plateau, .* continue with scheduler=plateau"):
+        train(compose_train(*args, "scheduler=warmup_cosine", f"ckpt_path={ckpt}", run_name="other"))
+
+
+def stepped(schedule, steps: int) -> list[float]:
+    rates = []
+    for _ in range(steps):
+        schedule.optimizer.step()
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    return rates
+
+
+@pytest.mark.parametrize("make", [
+    lambda opt, total: OneCycleSchedule(opt, max_lr=0.1, total_steps=total),
+    lambda opt, total: WarmupCosineSchedule(opt, total_steps=total),
+])
+def test_a_schedule_restored_for_a_longer_total_decays_from_where_it_was_to_its_floor(make):
+    def optimizer():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+
+    first = make(optimizer(), 10)
+    stepped(first, 6)  # stopped after 6 of 10 steps
+    state = first.state_dict()
+    resumed = make(optimizer(), 10)  # the same budget: exactly the original schedule
+    resumed.load_state_dict(state)
+    uninterrupted = make(optimizer(), 10)
+    assert stepped(resumed, 4) == pytest.approx(stepped(uninterrupted, 10)[6:])
+
+    longer = make(optimizer(), 30)  # a longer budget: a continuation phase over steps 7..30
+    longer.load_state_dict(state)
+    rates = stepped(longer, 24)  # would be "Tried to step 11 times" for torch's OneCycleLR
+    start, floor = state["_last_lr"][0], longer.floor_lrs()[0]
+    assert rates[0] == pytest.approx(floor + (start - floor) * 0.5 * (1 + math.cos(math.pi / 24)))
+    assert all(a >= b for a, b in zip(rates, rates[1:])) and rates[-1] == pytest.approx(floor)
+    again = make(optimizer(), 30)  # the phase is part of the state: a resumed continuation goes on
+    again.load_state_dict(longer.state_dict())
+    assert again.continuation == longer.continuation
