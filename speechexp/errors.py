@@ -6,3 +6,10 @@ class SpeechexpError(Exception):
 
     Entry points catch it, print its message as a single line and exit non-zero.
     """
+
+
+class IncompatibleOptions(SpeechexpError):
+    """Options that cannot run together (or need an extra that is not installed), found
+    before anything runs; entry points exit with :attr:`exit_code` 2, as for a usage error."""
+
+    exit_code = 2

@@ -12,7 +12,7 @@ import logging
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from speechexp.config import CONF_DIR  # importing registers schemas and resolvers
+from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
 from speechexp.runs.entry import entry_point
 
@@ -42,8 +42,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 @entry_point
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     evaluate(cfg)
+
+
+def main() -> None:
+    """``speechexp-eval``: the command line as every entry point takes it, then Hydra."""
+    prepare_command_line()
+    hydra_main()
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from speechexp.config import CONF_DIR, register_command_line  # importing registers schemas and resolvers
+from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.config.compatibility import check_command_line, check_composed
-from speechexp.runs.entry import entry_point
+from speechexp.runs.entry import entry_point, in_multirun
 
 log = logging.getLogger("speechexp.train")
 
@@ -28,11 +28,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from speechexp.runs.checkpoints import check_fits, check_schedule_fits, load_checkpoint  # noqa: PLC0415
     from speechexp.runs.run import Run  # noqa: PLC0415
 
+    if not in_multirun():
+        check_composed(cfg)  # before the run dir is planned: a refused single run writes nothing
     run = Run.for_training(cfg)
     if run.skipped:
         return run.metrics
     with run:
-        check_composed(cfg)  # before anything is prepared; a failed sweep job is recorded too
+        check_composed(cfg)  # before anything is prepared; a refused sweep job is recorded as failed
         if run.start_from and not run.resuming:  # a checkpoint to test or fine-tune: check it first
             checkpoint = load_checkpoint(run.start_from)
             check_fits(checkpoint, run.config, run.start_from)
@@ -60,7 +62,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 @entry_point
 def main() -> None:
     """``speechexp-train``: refuse options the experiment's task cannot use, then run Hydra."""
-    register_command_line(sys.argv[1:])
+    prepare_command_line()
     check_command_line(sys.argv[1:], CONF_DIR)
     hydra_main()
 

@@ -117,7 +117,7 @@ def test_copied_dataset_yaml_trains_with_the_shipped_asr_emotion_task(tmp_path):
 
 
 def test_option_of_another_kind_is_refused_naming_the_fitting_ones(tmp_path):
-    """A user's loss of the separation kind under the CTC task: one sentence, exit 1."""
+    """A user's loss of the separation kind under the CTC task: one sentence, exit 2, nothing written."""
     conf = tmp_path / "my_conf"
     write(conf / "loss" / "l1_pit.yaml", """
         _target_: speechexp.losses.separation.L1Loss
@@ -125,7 +125,7 @@ def test_option_of_another_kind_is_refused_naming_the_fitting_ones(tmp_path):
     """)
     result = run_cli("train", "--config-dir", str(conf), "experiment=asr_emotion", "loss=l1_pit",
                      f"hydra.run.dir={tmp_path / 'run'}")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == (
         "Error: loss=l1_pit cannot be used with experiment=asr_emotion (task=asr_emotion); use "
         "experiment=minor2_q1, or choose one of loss=ctc_builtin, loss=ctc_custom.")

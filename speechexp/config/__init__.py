@@ -45,4 +45,30 @@ def register_command_line(argv: list[str]) -> None:
         register_configs([Path(config_dir), Path(CONF_DIR)], typed=not help_only(argv))
 
 
+
+def null_groups_as_deletions(argv: list[str], conf_dirs: list[Path] | None = None) -> list[str]:
+    """``argv`` with ``group=null`` (the README's "off", e.g. ``scheduler=null``) spelled as
+    Hydra's ``~group``, for every config group; Hydra itself rejects a null group override."""
+    dirs = conf_dirs or [Path(CONF_DIR)]
+    rewritten = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and value.strip().lower() in ("null", "none") and key.isidentifier() \
+                and any((d / key).is_dir() for d in dirs):
+            arg = f"~{key}"
+        rewritten.append(arg)
+    return rewritten
+
+
+def prepare_command_line() -> None:
+    """What an entry point does with ``sys.argv`` before Hydra reads it: register a
+    ``--config-dir``'s schemas, turn ``group=null`` into ``~group``, and let ``-m`` and
+    ``--cfg`` go together (``--cfg`` shows the job config either way)."""
+    register_command_line(sys.argv[1:])
+    argv = null_groups_as_deletions(sys.argv[1:])
+    if any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv):  # printing a config: the mode
+        argv = [a for a in argv if a not in ("-m", "--multirun")]  # does not matter (Hydra refuses both)
+    sys.argv[1:] = argv
+
+
 register_configs([Path(CONF_DIR)], typed=not help_only(sys.argv[1:]))

@@ -17,7 +17,7 @@ from typing import Iterable
 
 from speechexp.config.extras import check_extras
 from speechexp.config.registry import read_yaml
-from speechexp.errors import SpeechexpError
+from speechexp.errors import IncompatibleOptions, SpeechexpError
 
 CHECKED_GROUPS = ("dataset", "model", "loss")
 
@@ -128,7 +128,7 @@ def check_choices(task: str, accepts: dict, chosen: dict[str, tuple[str, str | N
     for group, accepted in accepts.items():
         option, kind = chosen.get(group, (None, None))
         if option is not None and not fits(kind, accepted):
-            raise SpeechexpError(problem(group, option, kind, task, list(accepted), experiment, conf_dirs))
+            raise IncompatibleOptions(problem(group, option, kind, task, list(accepted), experiment, conf_dirs))
 
 
 def config_dirs() -> list[Path]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from speechexp.errors import SpeechexpError
+from speechexp.errors import IncompatibleOptions
 
 # (config group, option) -> (module the option imports, extra that installs it)
 NEEDS: dict[tuple[str, str], tuple[str, str]] = {
@@ -74,11 +74,11 @@ def missing_extra(choices: list[tuple[str, str]], conf_dirs: list[Path]) -> tupl
 
 
 def check_extras(choices: list[tuple[str, str]], conf_dirs: list[Path]) -> None:
-    """Raise a one-sentence :class:`SpeechexpError` naming the install an option needs."""
+    """Raise a one-sentence :class:`IncompatibleOptions` naming the install an option needs."""
     found = missing_extra(choices, conf_dirs)
     if found:
         option, extra = found
-        raise SpeechexpError(
+        raise IncompatibleOptions(
             f"{option} needs the optional '{extra}' dependencies, which are not installed; "
             f"run pip install 'speechexp[{extra}]' (or 'speechexp[all]')."
         )

@@ -21,7 +21,8 @@ class Mode(str, Enum):
 @dataclass
 class PathsConfig:
     data_dir: str = "data"
-    output_dir: str = "${hydra:runtime.output_dir}"
+    # Optional: `--cfg job --resolve` resolves it before Hydra has a run dir (None)
+    output_dir: Optional[str] = "${hydra:runtime.output_dir}"
 
 
 @dataclass

@@ -146,7 +146,10 @@ class EpochSummary(pl.Callback):
             logged[f"{self.monitor}_best"] = self.best
         pl_module.log_dict(logged, on_step=False, on_epoch=True, prog_bar=True, sync_dist=False, rank_zero_only=True)
         if trainer.progress_bar_callback is None and trainer.is_global_zero:
-            log.info(self.line(trainer, epoch_seconds, logged))
+            if log.hasHandlers():
+                log.info(self.line(trainer, epoch_seconds, logged))
+            else:  # a process started by ddp_spawn has no logging set up: print it
+                print(self.line(trainer, epoch_seconds, logged), flush=True)
 
     def line(self, trainer: pl.Trainer, epoch_seconds: float, logged: dict[str, float]) -> str:
         """``epoch 3/40 step 20 | train/loss 0.0123 | val/si_snr 25.3 (best 25.3) | 1.2 s, 480 items/s``."""

@@ -48,7 +48,8 @@ def is_sigterm_stop(exc: BaseException) -> bool:
 def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a Hydra task function so that user errors are one line without a traceback.
 
-    A single run prints ``Error: <sentence>`` on stderr and exits 1 (an interruption:
+    A single run prints ``Error: <sentence>`` on stderr and exits 1 (2 for options that
+    cannot run together, :class:`~speechexp.errors.IncompatibleOptions`; an interruption:
     ``Interrupted: ...`` and 128 + the signal). In a multirun a failing job, whatever the
     exception, prints its error and returns :class:`JobFailure`, and the sweep runs every
     other job.
@@ -68,7 +69,7 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
             print(f"Error: {exc}", file=sys.stderr, flush=True)
             if in_multirun():
                 return JobFailure(str(exc))
-            sys.exit(1)
+            sys.exit(getattr(exc, "exit_code", 1))
         except Exception as exc:
             if not in_multirun():
                 raise

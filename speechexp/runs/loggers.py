@@ -22,6 +22,16 @@ class _AppendingWriter(ExperimentWriter):
     def _check_log_dir_exists(self) -> None:
         """(Lightning deletes an existing ``metrics.csv`` here.)"""
 
+    def save(self) -> None:
+        """Append the pending rows, first taking the columns from the file itself: another
+        process may have written it since this writer was made (ddp_spawn trains and tests
+        in processes that each get a copy of the parent's logger)."""
+        if self.metrics and self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+                header = next(csv.reader(handle), [])
+            self.metrics_keys = header + [key for key in self.metrics_keys if key not in header]
+        super().save()
+
 
 class ResumableCSVLogger(CSVLogger):
     """Lightning's CSVLogger, except that a resumed run appends to ``metrics.csv`` instead
