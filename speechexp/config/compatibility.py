@@ -147,6 +147,28 @@ def check_composed(cfg) -> None:
     chosen = {g: (choices.get(g), option_kind(g, cfg.get(g))) for g in CHECKED_GROUPS}
     check_choices(choices.get("task") or cfg.task.name, cfg.task.accepts, chosen, choices.get("experiment"),
                   config_dirs())
+    check_task_settings(cfg.task.module, choices.get("task") or cfg.task.name, choices.get("experiment"))
+
+
+def check_task_settings(module, task: str, experiment: str | None) -> None:
+    """Refuse ``task.module`` keys that the task's class does not take (e.g. the loss weights
+    of ``+ablation=...`` on the separation task), naming them instead of a TypeError."""
+    import inspect  # noqa: PLC0415
+
+    from hydra.utils import get_object  # noqa: PLC0415
+
+    try:
+        params = inspect.signature(get_object(module._target_)).parameters
+    except Exception:  # noqa: BLE001 - an unknown target is reported when it is instantiated
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(k for k in module if not str(k).startswith("_") and k not in params)
+    if unknown:
+        where = f"experiment={experiment} (task={task})" if experiment else f"task={task}"
+        raise IncompatibleOptions(f"task.module.{unknown[0]} is not a setting of {where}; drop the option that "
+                                  f"sets it (e.g. +ablation=..., made for task=asr_emotion) or pick an "
+                                  f"experiment whose task has it.")
 
 
 def check_command_line(argv: list[str], conf_dir: str | Path, config_name: str = "train") -> None:
@@ -165,13 +187,20 @@ def check_command_line(argv: list[str], conf_dir: str | Path, config_name: str =
     conf_dirs.append(Path(conf_dir))
     check_extras([(o.key_or_group, o.value()) for o in overrides
                   if o.package is None and not o.is_sweep_override() and isinstance(o.value(), str)], conf_dirs)
-    chosen = {o.key_or_group: o.value() for o in overrides if o.package is None and not o.is_sweep_override()
-              and o.key_or_group in (*CHECKED_GROUPS, "task", "experiment") and isinstance(o.value(), str)}
-    if not any(group in chosen for group in CHECKED_GROUPS):
-        return
+    picked = {o.key_or_group: o.value() for o in overrides if o.package is None and not o.is_sweep_override()
+              and isinstance(o.value(), str)}
+    chosen = {g: v for g, v in picked.items() if g in (*CHECKED_GROUPS, "task", "experiment")}
     experiment = chosen.get("experiment") or _default_choice(_find(conf_dirs, "", config_name), "experiment", conf_dirs)
     task = chosen.get("task") or _default_choice(_find(conf_dirs, "experiment", experiment or ""), "task", conf_dirs)
     if task is None or _find(conf_dirs, "task", task) is None:
+        return
+    for group, option in picked.items():  # a preset made for another task (e.g. +recipe=asr_emotion)
+        preset = _find(conf_dirs, group, option) if group not in ("task", "experiment") else None
+        own_task = _default_choice(preset, "task", conf_dirs) if preset else None
+        if own_task and own_task != task:
+            raise IncompatibleOptions(f"{group}={option} sets task={own_task}, so it cannot be used with "
+                                      f"experiment={experiment} (task={task}); use an experiment of task={own_task}.")
+    if not any(group in chosen for group in CHECKED_GROUPS):
         return
     kinds = {g: (chosen[g], option_kind(g, read_yaml(_find(conf_dirs, g, chosen[g]) or Path())))
              for g in CHECKED_GROUPS if g in chosen}
