@@ -73,6 +73,15 @@ def test_every_scheduler_continues_from_one_to_two_epochs(task, scheduler, compo
     assert len(checkpoint["lr_schedulers"]) == (1 if scheduler else 0)
 
 
+def test_last_ckpt_is_the_newest_epoch_even_when_it_is_not_the_best(compose_train, tmp_path):
+    # lr=0: no epoch after the first improves, so the best checkpoint is never saved again
+    train(compose_train(*TASKS["separation"], "logger=csv", "trainer.max_epochs=3", "optimizer.lr=0"))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=True)
+    assert last["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 3
+    assert [p.name for p in checkpoints.glob("best-*.ckpt")] == ["best-epoch000.ckpt"]
+
+
 def test_another_experiment_setting_still_starts_afresh_and_keeps_the_old_files(compose_train, tmp_path):
     run_dir, args = tmp_path / "run", (*TASKS["separation"], "logger=csv")
     train(compose_train(*args, "trainer.max_epochs=1"))
