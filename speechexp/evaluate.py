@@ -46,6 +46,7 @@ def hydra_main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
+@entry_point
 def main() -> None:
     """``speechexp-eval``: the command line as every entry point takes it, then Hydra."""
     prepare_command_line()

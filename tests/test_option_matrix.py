@@ -123,3 +123,12 @@ def test_hydra_commands_work(command):
         assert "\nscheduler: null\n" in result.stdout
     if "logger=null" in command:
         assert "\nlogger: null\n" in result.stdout
+
+
+def test_null_for_a_group_every_run_needs_is_refused_and_ablation_null_is_nothing(tmp_path):
+    refused = run_cli("train", "model=null", f"hydra.run.dir={tmp_path / 'run'}")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == ("Error: model=null: every run needs a model; choose one of "
+                                      "model=lstm_separator, model=multitask.")
+    assert not (tmp_path / "run").exists()
+    assert run_cli("train", "ablation=null", "--cfg", "job").returncode == 0

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import yaml
+
 from speechexp.config.registry import register_configs
 
 
@@ -46,15 +48,31 @@ def register_command_line(argv: list[str]) -> None:
 
 
 
+REQUIRED_GROUPS = ("task", "dataset", "model", "loss", "optimizer", "trainer", "paths", "experiment")
+
+
 def null_groups_as_deletions(argv: list[str], conf_dirs: list[Path] | None = None) -> list[str]:
     """``argv`` with ``group=null`` (the README's "off", e.g. ``scheduler=null``) spelled as
-    Hydra's ``~group``, for every config group; Hydra itself rejects a null group override."""
+    Hydra's ``~group``, for every optional config group; Hydra itself rejects a null group
+    override. A group that is not in the run unless added (``+ablation=...``) has nothing to
+    turn off: its ``null`` is dropped. A group every run needs is refused in one sentence."""
+    from speechexp.errors import IncompatibleOptions  # noqa: PLC0415
+
     dirs = conf_dirs or [Path(CONF_DIR)]
+    defaults = yaml.safe_load((Path(CONF_DIR) / "train.yaml").read_text()).get("defaults") or []
+    in_defaults = {key for entry in defaults if isinstance(entry, dict) for key in entry}
+    added = {a.partition("=")[0].lstrip("+") for a in argv if a.startswith("+")}
     rewritten = []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and value.strip().lower() in ("null", "none") and key.isidentifier() \
                 and any((d / key).is_dir() for d in dirs):
+            if key in REQUIRED_GROUPS:
+                options = sorted({p.stem for d in dirs for p in (d / key).glob("*.yaml")})
+                raise IncompatibleOptions(f"{key}=null: every run needs a {key}; choose one of "
+                                          f"{', '.join(f'{key}={o}' for o in options)}.")
+            if key not in in_defaults and key not in added:
+                continue
             arg = f"~{key}"
         rewritten.append(arg)
     return rewritten
