@@ -1,8 +1,8 @@
 # Every target installs what it needs into .venv first (idempotent: a no-op when up to date).
 PYTHON ?= python3
 VENV ?= .venv
-# A GPU user picks another build, e.g.
-#   make install TORCH_SPEC=torch==2.13.0 TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cu124
+# A GPU user picks another build: PyPI's torch 2.13.0 Linux wheel is the CUDA 13 one, e.g.
+#   make install TORCH_INDEX=--index-url=https://pypi.org/simple
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 ARGS ?=

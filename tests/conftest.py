@@ -48,10 +48,19 @@ def compose_train(tmp_path):
     return _compose
 
 
+def cli_env(**extra: str) -> dict:
+    """The environment for a command under test: W&B offline, and no ``WANDB_SERVICE``: once a
+    test has opened W&B in this pytest process, its service address is in ``os.environ``, and a
+    child would log into that service, where a killed child's run id stays "in use"."""
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **extra}
+    env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_SERVICE", None)
+    return env
+
+
 def run_cli(module: str, *args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: int = 300) -> subprocess.CompletedProcess:
     """Run ``python -m speechexp.<module> args`` and capture its output."""
-    full_env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    full_env.pop("WANDB_API_KEY", None)
+    full_env = cli_env(**(env or {}))
     return subprocess.run([sys.executable, "-m", f"speechexp.{module}", *args], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=timeout, env=full_env)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_env
 
 SOURCES = ("pyproject.toml", "README.md", "speechexp", "conf")
 
@@ -31,8 +30,7 @@ EXTRA_NAMES = {name for names in EXTRAS.values() for name in names}
 
 def run(command: list[str], cwd: Path, timeout: int = 600, check: bool = True,
         path: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "PIP_NO_INDEX": "1"}
-    env.pop("WANDB_API_KEY", None)
+    env = cli_env(PIP_NO_INDEX="1")
     env.pop("PYTHONPATH", None)
     if path is not None:
         env["PYTHONPATH"] = str(path)

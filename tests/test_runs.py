@@ -19,7 +19,7 @@ from speechexp.runs.checkpoints import load_checkpoint
 from speechexp.errors import SpeechexpError
 from speechexp.runs.plan import SUPERSEDED_DIR
 from speechexp.train import train
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, cli_env, run_cli
 from tests.test_cli import assert_one_line_error
 
 TINY = ("dataset.preparer.n_examples=20", "trainer.enable_progress_bar=false")
@@ -52,7 +52,7 @@ def test_rerun_skips_a_completed_run_and_other_configs_start_afresh(compose_trai
 
 
 def start_training(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
+    env = cli_env()
     env.pop("WANDB_API_KEY", None)
     command = [sys.executable, "-m", "speechexp.train", f"hydra.run.dir={run_dir}", f"paths.data_dir={data}",
                *TINY, "trainer.max_epochs=6", "logger=many", *extra]
@@ -109,6 +109,19 @@ def test_sigkill_then_the_same_command_resumes_from_last_ckpt(tmp_path):
     process.wait()
     assert not (run_dir / "results.json").exists()  # killed without a word
     assert_resumed_to_the_end(run_dir, data)
+
+
+def test_a_w_and_b_service_inherited_from_the_parent_is_not_used(tmp_path):
+    """A notebook or test runner that opened W&B leaves ``WANDB_SERVICE`` in the environment of
+    the commands it starts; a run that logged into that service would find its own run id "in
+    use" when resumed after a kill. Here the inherited address is dead: the run must not use it."""
+    env = {**cli_env(), "WANDB_SERVICE": "3-1-unix-/nonexistent/wandb/socket"}
+    done = subprocess.run([sys.executable, "-m", "speechexp.train", f"hydra.run.dir={tmp_path / 'run'}",
+                           f"paths.data_dir={tmp_path / 'data'}", *TINY, "trainer.max_epochs=1"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert results(tmp_path / "run")["status"] == "completed"
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 1
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_env
 
 
 def run_script(*args: str) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=cli_env())
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 

@@ -3,6 +3,7 @@ multirun, resumed with the run dir, finished when the job ends (also when it fai
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def sweep_group(sweep_name: str | None) -> str | None:
 def configure_wandb(cfg: DictConfig, run_id: str) -> None:
     """Fill in the W&B logger's ``id`` (resumed with the run dir), and its ``name`` and
     ``group`` where the config leaves them ``null``."""
+    if "wandb" not in sys.modules:
+        # A W&B service address inherited from a parent process (a notebook, a test runner)
+        # would hold this run id "in use" after a killed run; each training process gets its own.
+        os.environ.pop("WANDB_SERVICE", None)
     for node in (cfg.get("logger") or {}).values():
         if node and node.get("_target_") in WANDB_TARGETS:
             with open_dict(node):
