@@ -9,6 +9,7 @@ librosa does); integer samples are scaled to [-1, 1) by their type's range.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,9 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         try:
             import librosa  # noqa: PLC0415
 
-            audio, rate = librosa.load(path, sr=None, mono=True)
+            with warnings.catch_warnings():  # its fallback's deprecation notes say nothing about the file
+                warnings.simplefilter("ignore")
+                audio, rate = librosa.load(path, sr=None, mono=True)
         except Exception:  # noqa: BLE001 - audioread raises its own types
             reason = str(soundfile_error).strip().splitlines()[0] if str(soundfile_error).strip() else \
                 type(soundfile_error).__name__

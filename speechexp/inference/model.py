@@ -45,6 +45,14 @@ def _as_list(audio: Audio | Sequence[Audio], sample_rate: int | Sequence[int]) -
     return items, rates, single
 
 
+def restore_sources(sources: torch.Tensor, model_rate: int, sample_rate: int, length: int) -> np.ndarray:
+    """Separated ``sources [n_src, time]`` at ``model_rate`` → float32 ``[n_src, length]`` at
+    ``sample_rate``: resampled back, then cut or padded to the input's exact length."""
+    audio = sources.float().cpu().numpy()
+    back = np.stack([resample(np.ascontiguousarray(row), model_rate, sample_rate) for row in audio])
+    return fit_length(back, int(length)).astype(np.float32)
+
+
 class LoadedModel:
     """What both kinds share: the task (a LightningModule in eval mode) on ``device``."""
 
@@ -103,9 +111,7 @@ class SeparationModel(LoadedModel):
 
     def restore(self, sources: torch.Tensor, sample_rate: int, length: int) -> np.ndarray:
         """Sources ``[n_src, time]`` at the model's rate → ``[n_src, length]`` at ``sample_rate``."""
-        audio = sources.float().cpu().numpy()
-        back = np.stack([resample(np.ascontiguousarray(row), self.sample_rate, sample_rate) for row in audio])
-        return fit_length(back, int(length)).astype(np.float32)
+        return restore_sources(sources, self.sample_rate, sample_rate, length)
 
 
 class AsrEmotionModel(LoadedModel):
