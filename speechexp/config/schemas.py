@@ -1,5 +1,5 @@
 """The entry points' own config schemas (``train_schema``, ``eval_schema``,
-``infer_schema``, ``prepare_schema``) and the task schema. Options' schemas are derived from their
+``infer_schema``, ``export_schema``, ``prepare_schema``) and the task schema. Options' schemas are derived from their
 targets instead (:mod:`speechexp.config.registry`)."""
 
 from __future__ import annotations
@@ -79,6 +79,18 @@ class InferConfig:
     words: bool = True
     figures: bool = False
     trainer: Any = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    threads: Optional[int] = None
+
+
+@dataclass
+class ExportConfig:
+    ckpt_path: str = MISSING
+    format: str = "onnx"
+    output: Optional[str] = None
+    verify: bool = True
+    tolerance: float = 1e-4
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     threads: Optional[int] = None
