@@ -45,8 +45,10 @@ def infer(cfg: DictConfig) -> list[dict]:
     collect_inputs(str(cfg.input))  # a missing input or checkpoint: one sentence, nothing written
     load_checkpoint(cfg.ckpt_path)
     with Run.for_evaluation(cfg) as run:
-        rows, failed = predict_files(cfg, Path(run.dir))
-        run.extra.update(files=len(rows), failed_files=failed)
+        rows, per_process = predict_files(cfg, Path(run.dir))
+        run.writes_results = bool(per_process)  # rank 0 writes results.json; other DDP processes return
+        failed = sum(row["status"] != "ok" for row in rows)
+        run.extra.update(files=len(rows), failed_files=failed, files_per_process=per_process)
     if rows:
         log.info("Predictions: %s", Path(run.dir) / "predictions.csv")
     if failed:

@@ -122,21 +122,24 @@ class PredictionWriter(pl.Callback):
         trainer.strategy.barrier("predictions written")
 
 
-def merge_parts(run_dir: Path, count: int) -> tuple[list[dict], dict[int, list]]:
-    """Every process's rows (each file once: distributed samplers may repeat a file) in input order."""
+def merge_parts(run_dir: Path, count: int) -> tuple[list[dict], dict[int, list], list[int]]:
+    """Every process's rows (each file once: distributed samplers may repeat a file) in input
+    order, their word timings, and how many files each process predicted."""
     rows: dict[int, dict] = {}
     words: dict[int, list] = {}
+    per_process = []
     parts = run_dir / PARTS_DIR
-    for path in sorted(parts.glob("rank*.json")):
+    for path in sorted(parts.glob("rank*.json"), key=lambda p: int(p.stem[4:])):
         part = json.loads(path.read_text())
         rows.update({int(k): v for k, v in part["rows"].items()})
         words.update({int(k): v for k, v in part["words"].items()})
+        per_process.append(len(part["rows"]))
     shutil.rmtree(parts, ignore_errors=True)
     missing = [i for i in range(count) if i not in rows]
     if missing:
         raise SpeechexpError(f"Prediction returned no result for {len(missing)} of {count} files; "
                              "run again with trainer=cpu.")
-    return [rows[i] for i in range(count)], words
+    return [rows[i] for i in range(count)], words, per_process
 
 
 def build_dataset(model: SeparationModel | AsrEmotionModel, files: list[Path], speakers: str | None
@@ -152,10 +155,10 @@ def build_dataset(model: SeparationModel | AsrEmotionModel, files: list[Path], s
     return InferenceFiles(files, loader)
 
 
-def predict_files(cfg: DictConfig, run_dir: Path) -> tuple[list[dict], int]:
+def predict_files(cfg: DictConfig, run_dir: Path) -> tuple[list[dict], list[int]]:
     """Run ``cfg.ckpt_path`` over ``cfg.input``; write ``predictions.csv`` (and ``words.jsonl``)
-    into ``run_dir``; return the rows and how many files failed. Only the launching process
-    (rank 0) returns rows; other DDP processes return ``([], 0)``."""
+    into ``run_dir``; return the rows and how many files each process predicted. Only the
+    launching process (rank 0) returns rows; other DDP processes return ``([], [])``."""
     from speechexp.runs.build import instantiate_checked  # noqa: PLC0415
 
     files, root = collect_inputs(str(cfg.input))
@@ -174,8 +177,8 @@ def predict_files(cfg: DictConfig, run_dir: Path) -> tuple[list[dict], int]:
                                   enable_model_summary=False)
     trainer.predict(task, datamodule=data, return_predictions=False)
     if trainer.global_rank != 0:
-        return [], 0
-    rows, words = merge_parts(run_dir, len(files))
+        return [], []
+    rows, words, per_process = merge_parts(run_dir, len(files))
     columns = list(BASE_COLUMNS)
     if isinstance(model, SeparationModel):
         columns += [f"source_{k}" for k in range(1, model.n_sources + 1)]
@@ -186,5 +189,4 @@ def predict_files(cfg: DictConfig, run_dir: Path) -> tuple[list[dict], int]:
                 json.dumps({"input": row["input"], "words": words.get(i, [])}) + "\n"
                 for i, row in enumerate(rows) if row["status"] == "ok"))
     write_csv_atomic(run_dir / "predictions.csv", [{c: row.get(c, "") for c in columns} for row in rows], columns)
-    failed = sum(row["status"] != "ok" for row in rows)
-    return rows, failed
+    return rows, per_process
