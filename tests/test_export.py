@@ -113,4 +113,4 @@ def test_cli_writes_the_model_and_its_check(checkpoints, tmp_path):
     assert refused.stderr.strip().splitlines()[-1].startswith("Error: format=tflite is not one of")
     missing = run_cli("export", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={tmp_path / 'bad'}")
     assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith("Error: Checkpoint ")
-    assert not (tmp_path / "bad").exists()
+    assert not list((tmp_path / "bad").glob("model*")) and not (tmp_path / "bad" / "results.json").exists()
