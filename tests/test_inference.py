@@ -217,21 +217,23 @@ def test_cli_on_a_mixed_folder_writes_every_good_file_and_fails_the_bad(trained,
 
 
 def test_cli_ddp_sim_predicts_every_file_once(trained, tmp_path):
-    dataset = Path(trained["separation"]["dataset_dir"])
-    folder = dataset / "mixture"
-    single = tmp_path / "single"
-    args = (f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={folder}", "batch_size=4")
-    assert run_cli("infer", *args, f"hydra.run.dir={single}").returncode == 0
-    done = run_cli("infer", *args, "trainer=ddp_sim", f"hydra.run.dir={tmp_path / 'ddp'}")
+    from speechexp import load_model
+
+    pattern = str(Path(trained["separation"]["dataset_dir"]) / "mixture" / "0000*.wav")  # a glob: 10 files
+    run_dir = tmp_path / "ddp"
+    done = run_cli("infer", f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={pattern}",
+                   "batch_size=2", "trainer=ddp_sim", f"hydra.run.dir={run_dir}")
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
-    assert results["files"] == 40 and results["files_per_process"] == [20, 20]
-    rows, reference = read_rows(tmp_path / "ddp" / "predictions.csv"), read_rows(single / "predictions.csv")
-    assert [r["input"] for r in rows] == sorted(str(p) for p in folder.glob("*.wav"))
-    assert rows == reference
-    for row in rows[:3]:
-        np.testing.assert_allclose(read_wav(tmp_path / "ddp" / row["source_1"]), read_wav(single / row["source_1"]),
-                                   atol=1e-4)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["files"] == 10 and results["files_per_process"] == [5, 5]
+    rows = read_rows(run_dir / "predictions.csv")
+    assert [r["input"] for r in rows] == [pattern.replace("*", str(k)) for k in range(10)]
+    model = load_model(trained["separation"]["best_checkpoint"])
+    for row in rows:
+        assert row["status"] == "ok" and row["source_1"] == f"separated/{Path(row['input']).stem}_source_1.wav"
+        expected = model.separate(read_wav(row["input"]), 8000)
+        written = np.stack([read_wav(run_dir / row[c]) for c in ("source_1", "source_2")])
+        np.testing.assert_allclose(written, np.clip(expected, -1, 1), atol=2e-4)
 
 
 def test_cli_asr_with_folder_speakers_equals_eval_test_predictions(trained, tmp_path):
@@ -258,9 +260,14 @@ def test_cli_asr_with_folder_speakers_equals_eval_test_predictions(trained, tmp_
     assert len(list(dataset.glob("wavs/*/*.wav"))) == 50
 
 
-def test_cli_missing_input_is_one_sentence_and_writes_nothing(trained, tmp_path):
-    done = run_cli("infer", f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={tmp_path / 'nope'}",
-                   f"hydra.run.dir={tmp_path / 'out'}")
-    lines = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
-    assert done.returncode == 1 and len(lines) == 1 and "does not exist" in lines[0], done.stderr[-2000:]
-    assert not (tmp_path / "out" / "results.json").exists()
+def test_missing_input_is_one_sentence_and_writes_nothing(trained, tmp_path):
+    from speechexp.infer import infer
+
+    cfg = compose_config("infer", [f"ckpt_path={trained['separation']['best_checkpoint']}",
+                                   f"input={tmp_path / 'nope'}"], tmp_path / "out")
+    with pytest.raises(SpeechexpError, match=r"^input=.*nope does not exist; pass input=FILE, a folder or a quoted glob"):
+        infer(cfg)
+    assert not (tmp_path / "out").exists()
+    cfg = compose_config("infer", [f"input={tmp_path}"], tmp_path / "out")
+    with pytest.raises(SpeechexpError, match="speechexp-infer needs ckpt_path"):
+        infer(cfg)
