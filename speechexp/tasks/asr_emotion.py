@@ -9,7 +9,7 @@ test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; se
 :func:`combined_score`); throughput is logged for every task by
 :class:`speechexp.runs.callbacks.EpochSummary`. After testing the run directory holds
 ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment figure
-of the first test utterance.
+of the first test utterance (its Viterbi path over the log-probs, and the soft alignment).
 
 Prediction (``trainer.predict``, ``speechexp-infer``, :mod:`speechexp.inference`): a batch
 holds log-mel ``features`` and, with ``speaker_norm``, each utterance's ``speaker_mean``
@@ -36,7 +36,7 @@ from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
 from speechexp.inference.transcription import Transcription, transcriptions
 from speechexp.io import write_csv_atomic
-from speechexp.losses.ctc import ctc_alignment
+from speechexp.losses.ctc import ctc_alignment, ctc_alignment_targets
 from speechexp.tasks.base import ConfiguredTask
 from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 
@@ -226,8 +226,9 @@ class AsrEmotionTask(ConfiguredTask):
         plot_confusion_matrix(confusion, self.emotion_names, "Emotion confusion (test)", figures / "emotion_confusion.png")
         log_probs, tokens, lengths, token_lengths, text = self._alignment_example
         path, score = ctc_alignment(log_probs, tokens, lengths, token_lengths, blank=0)
+        soft = ctc_alignment_targets(log_probs, tokens, lengths, token_lengths, blank=0)
         frames = int(lengths[0])
         labels = ["<b>"] + [c if c != " " else "␣" for c in self.tokenizer.chars]
         plot_ctc_alignment(log_probs[:frames, 0].numpy(), path[0, :frames].numpy(), labels,
                            f"Viterbi alignment of \"{text}\" (path log-score {float(score[0]):.1f})",
-                           figures / "ctc_alignment.png")
+                           figures / "ctc_alignment.png", posteriors=soft[:frames, 0].numpy())
