@@ -29,11 +29,16 @@ def is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+def audio_files(folder: Path) -> list[Path]:
+    """The files under ``folder`` (recursively) whose suffix is in :data:`AUDIO_SUFFIXES`, sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+
+
 def collect_inputs(spec: str) -> tuple[list[Path], Path]:
     """The files ``spec`` names, in a stable order, and the folder output names are relative to.
 
     ``spec`` is a file, a folder (searched recursively for :data:`AUDIO_SUFFIXES`) or a glob
-    (``**`` recurses; every matching file is taken).
+    (``**`` recurses; every matching file is taken, every matching folder searched).
 
     Raises:
         SpeechexpError: nothing exists at ``spec`` or it names no audio file.
@@ -42,13 +47,14 @@ def collect_inputs(spec: str) -> tuple[list[Path], Path]:
     if path.is_file():
         return [path], path.parent
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        files = audio_files(path)
         if not files:
             raise SpeechexpError(f"input={spec} is a folder without audio files ({', '.join(sorted(AUDIO_SUFFIXES)[:6])}"
                                  ", ...); pass a folder that holds some.")
         return files, path
-    if is_glob(str(spec)):
-        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(str(spec)), recursive=True) if Path(p).is_file())
+    if is_glob(str(spec)):  # matching folders are searched like a folder
+        matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(str(spec)), recursive=True))
+        files = sorted({f for m in matches for f in ([m] if m.is_file() else audio_files(m) if m.is_dir() else [])})
         if not files:
             raise SpeechexpError(f"input={spec} matches no file; check the pattern (quote it so the shell "
                                  "leaves it to speechexp-infer).")
