@@ -93,11 +93,11 @@ def test_readme_command_runs(command, workspace):
         else:
             assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
         return
-    if module == "infer":  # composed; and run where its checkpoint is one trained here
+    if module == "infer":  # composed; and run where its checkpoint was trained here and its input exists
         result = run_cli(module, *args, "--cfg", "job", "--resolve", cwd=workspace)
         assert result.returncode == 0 and "Traceback" not in result.stderr, f"{command}\n{result.stderr[-2000:]}"
-        checkpoint = next(a.split("=", 1)[1] for a in args if a.startswith("ckpt_path="))
-        if (workspace / checkpoint).is_file():
+        setting = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
+        if (workspace / setting["ckpt_path"]).is_file() and list(workspace.glob(setting["input"])):
             result = run_cli(module, *args, f"hydra.run.dir=outputs/readme/{abs(hash(command))}", cwd=workspace)
             assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
         return
