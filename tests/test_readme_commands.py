@@ -18,7 +18,7 @@ from tests.conftest import REPO, run_cli
 
 README = (REPO / "README.md").read_text()
 MODULES = {"speechexp-train": "train", "speechexp-eval": "evaluate", "speechexp-prepare": "prepare",
-           "speechexp-plot": "plot", "speechexp-compare": "compare"}
+           "speechexp-plot": "plot", "speechexp-compare": "compare", "speechexp-infer": "infer"}
 TINY = ("dataset.preparer.n_examples=20", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
         "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false")
 TINY_ASR = ("dataset.preparer.num_speakers=10", "dataset.preparer.utterances_per_speaker=5",
@@ -91,6 +91,14 @@ def test_readme_command_runs(command, workspace):
             assert result.returncode == 1 and "Traceback" not in result.stderr
             assert result.stderr.strip().splitlines()[-1].startswith("Error: ") and "dataset.root" in result.stderr
         else:
+            assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+        return
+    if module == "infer":  # composed; and run where its checkpoint was trained here and its input exists
+        result = run_cli(module, *args, "--cfg", "job", "--resolve", cwd=workspace)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, f"{command}\n{result.stderr[-2000:]}"
+        setting = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
+        if (workspace / setting["ckpt_path"]).is_file() and list(workspace.glob(setting["input"])):
+            result = run_cli(module, *args, f"hydra.run.dir=outputs/readme/{abs(hash(command))}", cwd=workspace)
             assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
         return
     if module == "evaluate" or is_composed_only(args):

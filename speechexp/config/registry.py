@@ -17,7 +17,7 @@ import yaml
 from hydra.core.config_store import ConfigStore
 
 from speechexp.config.resolvers import register_resolvers
-from speechexp.config.schemas import EvalConfig, PrepareConfig, TaskConfig, TrainConfig
+from speechexp.config.schemas import EvalConfig, ExportConfig, InferConfig, PrepareConfig, TaskConfig, TrainConfig
 
 # groups whose options get a schema derived from their targets
 DERIVED_GROUPS = ("model", "optimizer", "dataset")
@@ -64,6 +64,8 @@ def register_configs(conf_dirs: Iterable[Path], typed: bool = True) -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="eval_schema", node=EvalConfig)
+    store.store(name="infer_schema", node=InferConfig)
+    store.store(name="export_schema", node=ExportConfig)
     store.store(name="prepare_schema", node=PrepareConfig)
     store.store(group="schema/task", name="task", node=TaskConfig)
     for group in DERIVED_GROUPS:

@@ -1,5 +1,5 @@
 """The entry points' own config schemas (``train_schema``, ``eval_schema``,
-``prepare_schema``) and the task schema. Options' schemas are derived from their
+``infer_schema``, ``export_schema``, ``prepare_schema``) and the task schema. Options' schemas are derived from their
 targets instead (:mod:`speechexp.config.registry`)."""
 
 from __future__ import annotations
@@ -65,6 +65,35 @@ class EvalConfig:
     logger: Any = None
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
+
+
+@dataclass
+class InferConfig:
+    ckpt_path: str = MISSING
+    input: str = MISSING
+    speakers: Optional[str] = "none"
+    batch_size: int = 16
+    num_workers: int = 0
+    chunk_seconds: float = 4.0
+    overlap_seconds: float = 0.5
+    words: bool = True
+    figures: bool = False
+    trainer: Any = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    threads: Optional[int] = None
+
+
+@dataclass
+class ExportConfig:
+    ckpt_path: str = MISSING
+    format: str = "onnx"
+    output: Optional[str] = None
+    verify: bool = True
+    tolerance: float = 1e-4
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    threads: Optional[int] = None
 
 
 @dataclass

@@ -71,6 +71,7 @@ class Run:
         self.metrics: dict[str, float] = {}
         self.extra: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
         self.best_checkpoint: str | None = None
+        self.writes_results = True  # false in a DDP process other than rank 0 that has nothing to add
 
     @classmethod
     def for_training(cls, cfg: DictConfig) -> "Run":
@@ -121,7 +122,8 @@ class Run:
             status, error = "interrupted", {"error": "interrupted (SIGTERM or Ctrl+C); re-run to resume"}
         else:
             status, error = "failed", {"error": str(exc) or type(exc).__name__}
-        write_results(self.dir, self.metrics, status, self.started, **self.extra, **error)
+        if self.writes_results or exc is not None:
+            write_results(self.dir, self.metrics, status, self.started, **self.extra, **error)
         finish_wandb(self.metrics, status)
 
     def datamodule(self, dataset_cfg: DictConfig) -> pl.LightningDataModule:

@@ -9,7 +9,13 @@ test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; se
 :func:`combined_score`); throughput is logged for every task by
 :class:`speechexp.runs.callbacks.EpochSummary`. After testing the run directory holds
 ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment figure
-of the first test utterance.
+of the first test utterance (its Viterbi path over the log-probs, and the soft alignment).
+
+Prediction (``trainer.predict``, ``speechexp-infer``, :mod:`speechexp.inference`): a batch
+holds log-mel ``features`` and, with ``speaker_norm``, each utterance's ``speaker_mean``
+(computed by the caller from the utterances it says share a speaker); each utterance
+gets a :class:`~speechexp.inference.transcription.Transcription` (greedy transcript,
+emotion and its probabilities, word timings from the Viterbi alignment).
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from speechexp.data.speaker_norm import speaker_means, subtract_speaker_means
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
+from speechexp.inference.transcription import Transcription, transcriptions
 from speechexp.io import write_csv_atomic
-from speechexp.losses.ctc import ctc_alignment
+from speechexp.losses.ctc import ctc_alignment, ctc_alignment_targets
 from speechexp.tasks.base import ConfiguredTask
 from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 
 STAGES = ("train", "val", "test")
+EMOTION_NAMES_KEY = "speechexp_emotion_names"  # the label order, saved with the weights
 NONFINITE_LOSS_HINT = ("likely cause: CTC inputs shorter than their targets (after the model's time subsampling); "
                        "set loss.zero_infinity=true, or use shorter targets or less subsampling (model.stride)")
 
@@ -93,9 +101,13 @@ class AsrEmotionTask(ConfiguredTask):
         best = log_probs.argmax(-1).T.cpu()  # (N, T)
         return [self.tokenizer.ctc_decode(best[i, : int(n)]) for i, n in enumerate(lengths.cpu())]
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint[EMOTION_NAMES_KEY] = list(self.emotion_names)  # inference needs no dataset folder
+
     def setup(self, stage: str) -> None:
-        if not self.speaker_norm or self._speaker_means is not None:
-            return
+        if not self.speaker_norm or self._speaker_means is not None or stage == "predict":
+            return  # prediction batches carry their speaker means
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or not hasattr(datamodule, "dataset"):
             raise SpeechexpError("task.module.speaker_norm=true needs a datamodule with per-split datasets "
@@ -157,6 +169,31 @@ class AsrEmotionTask(ConfiguredTask):
     def on_validation_epoch_end(self) -> None:
         self._log_score("val")
 
+    # -- prediction: recordings of a user's (speechexp-infer, the Python API)
+    frame_seconds: float = 0.01  # seconds per feature frame (hop / rate), set by the loader
+    predict_words: bool = True  # word timings (a Viterbi alignment per utterance)
+
+    def transcribe_batch(self, batch: dict) -> list[Transcription]:
+        """``features [batch, frames, n_mels]``, ``feature_lengths [batch]`` and, with
+        ``speaker_norm``, ``speaker_mean [batch, n_mels]`` → one transcription per utterance."""
+        features, lengths = batch["features"], batch["feature_lengths"]
+        if self.speaker_norm:
+            if batch.get("speaker_mean") is None:
+                raise SpeechexpError("This model subtracts each speaker's mean features; pass the speaker's mean "
+                                     "(speaker_mean) or its utterances.")
+            features = subtract_speaker_means(features, lengths, list(batch["speaker_mean"]))
+        log_probs, out_lengths, emotion_logits = self(features, lengths)
+        model = self.model
+        ctc_frame = self.frame_seconds * getattr(model, "stride", 1) / getattr(model, "ctc_upsample", 1)
+        return transcriptions(log_probs, out_lengths, emotion_logits, self.tokenizer, self.emotion_names,
+                              ctc_frame, words=self.predict_words)
+
+    def predict_step(self, batch: dict, batch_idx: int = 0) -> dict:
+        """``batch`` as :meth:`transcribe_batch` takes it, with ``index`` (list) and ``failed``
+        (files that could not be read, passed through) → ``index``, ``transcriptions``, ``failed``."""
+        results = self.transcribe_batch(batch) if batch["index"] else []
+        return {"index": batch["index"], "transcriptions": results, "failed": batch.get("failed", [])}
+
     def on_test_epoch_start(self) -> None:
         self._predictions, self._alignment_example = [], None
         self.confusion.reset()
@@ -189,8 +226,9 @@ class AsrEmotionTask(ConfiguredTask):
         plot_confusion_matrix(confusion, self.emotion_names, "Emotion confusion (test)", figures / "emotion_confusion.png")
         log_probs, tokens, lengths, token_lengths, text = self._alignment_example
         path, score = ctc_alignment(log_probs, tokens, lengths, token_lengths, blank=0)
+        soft = ctc_alignment_targets(log_probs, tokens, lengths, token_lengths, blank=0)
         frames = int(lengths[0])
         labels = ["<b>"] + [c if c != " " else "␣" for c in self.tokenizer.chars]
         plot_ctc_alignment(log_probs[:frames, 0].numpy(), path[0, :frames].numpy(), labels,
                            f"Viterbi alignment of \"{text}\" (path log-score {float(score[0]):.1f})",
-                           figures / "ctc_alignment.png")
+                           figures / "ctc_alignment.png", posteriors=soft[:frames, 0].numpy())

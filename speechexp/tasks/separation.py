@@ -4,6 +4,10 @@ One ``_shared_step`` serves train, val and test (Asteroid's ``common_step``). Af
 testing, the run directory holds each test example's separated sources as WAV
 (``separated/``), per-example metrics (``test_metrics.csv``) and, for a few examples,
 reconstructed-vs-ground-truth spectrogram figures (``figures/``).
+
+Prediction (``trainer.predict``, ``speechexp-infer``, :mod:`speechexp.inference`): a batch
+holds mixtures of any length at the model's rate; each is separated whole, or in
+overlapping windows of ``chunk_seconds`` when longer (see :mod:`speechexp.inference.separation`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
 
+from speechexp.inference.separation import separate_batch
 from speechexp.io import write_csv_atomic, write_wav_atomic
 from speechexp.tasks.base import ConfiguredTask
 from speechexp.viz.spectrogram import plot_estimates_vs_references, plot_spectrogram_and_mel
@@ -36,6 +41,12 @@ class SeparationTask(ConfiguredTask):
         n_figures: test examples that get a spectrogram figure.
         monitor: the metric a plateau scheduler follows.
     """
+
+    # prediction: recordings longer than chunk_seconds are separated in windows that overlap
+    # by overlap_seconds (speechexp-infer's chunk_seconds and overlap_seconds set them)
+    chunk_seconds: float = 4.0
+    overlap_seconds: float = 0.5
+    predict_batch_size: int = 16
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, sample_rate: int = 8000,
@@ -89,6 +100,19 @@ class SeparationTask(ConfiguredTask):
 
     def on_test_epoch_start(self) -> None:
         self._test_rows, self._figure_examples = [], []
+
+    def separate(self, mixtures: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each mixture ``[time]`` at :attr:`sample_rate` → its sources ``[n_src, time]`` (CPU)."""
+        chunk = max(1, int(round(self.chunk_seconds * self.sample_rate)))
+        overlap = max(0, min(chunk - 1, int(round(self.overlap_seconds * self.sample_rate))))
+        return separate_batch(self.model, list(mixtures), chunk, overlap, self.predict_batch_size)
+
+    def predict_step(self, batch: dict, batch_idx: int = 0) -> dict:
+        """``batch``: ``audio`` (list of ``[time]`` at :attr:`sample_rate`), ``index`` (list) and
+        ``failed`` (files that could not be read, passed through) → the same with ``sources``
+        (list of ``[n_src, time]``)."""
+        sources = self.separate(batch["audio"]) if batch["audio"] else []
+        return {"index": batch["index"], "sources": sources, "failed": batch.get("failed", [])}
 
     def _export_batch(self, batch: dict, estimates: torch.Tensor, snr: torch.Tensor, improvement: torch.Tensor) -> None:
         """Write each example's separated WAVs and keep its row (``snr``, ``improvement``: ``[batch, n_src]``)."""

@@ -12,7 +12,8 @@ computed in float32 by :class:`CTCLoss` (the function itself asks for float32/64
 
 The package, one module per job:
 
-* ``api``: the autograd function, :func:`ctc_loss`, :class:`CTCLoss`, :func:`ctc_alignment`;
+* ``api``: the autograd function, :func:`ctc_loss`, :class:`CTCLoss`, :func:`ctc_alignment`
+  (the Viterbi path) and :func:`ctc_alignment_targets` (per-frame posteriors);
 * ``inputs``: argument checks and the canonical batch the backends receive;
 * ``dispatch``: which backend runs (``backend=``, by default picked from the device)
   and the fallback from an automatically chosen Triton kernel to torch;
@@ -23,6 +24,6 @@ Shapes: log-probs ``(T, N, C)``: T frames, N batch, C classes (blank included);
 targets ``(N, S)``, S the padded target length.
 """
 
-from speechexp.losses.ctc.api import CTCLoss, ctc_alignment, ctc_loss
+from speechexp.losses.ctc.api import CTCLoss, ctc_alignment, ctc_alignment_targets, ctc_loss
 
-__all__ = ["CTCLoss", "ctc_alignment", "ctc_loss"]
+__all__ = ["CTCLoss", "ctc_alignment", "ctc_alignment_targets", "ctc_loss"]

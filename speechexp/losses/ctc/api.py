@@ -1,5 +1,6 @@
 """The CTC's autograd function and public API: :func:`ctc_loss`, :class:`CTCLoss`,
-:func:`ctc_alignment` (see the package docstring for the contract).
+:func:`ctc_alignment` (Viterbi) and :func:`ctc_alignment_targets` (soft, forward-backward); see
+the package docstring for the contract.
 
 Shapes: T frames, N batch, C classes (blank included), S padded target length.
 """
@@ -153,3 +154,41 @@ def ctc_alignment(
     if batch.unbatched:
         return path[0], score[0]
     return path, score
+
+
+def ctc_alignment_targets(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: Lengths,
+    target_lengths: Lengths,
+    blank: int = 0,
+    *,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Soft CTC alignment: each frame's posterior over the classes given the transcript.
+
+    The occupation probabilities ``gamma[t, n, c] = P(frame t emits class c | targets[n],
+    log_probs)`` from the forward-backward pass of :func:`ctc_loss`, summed over the
+    positions of the extended label sequence that carry class ``c``. They equal
+    ``exp(log_probs) - ∂L/∂log_probs`` of the summed loss (the gradient the loss hands
+    back through ``log_softmax``); :func:`ctc_alignment` is their hard (Viterbi) counterpart.
+
+    Args: as :func:`ctc_alignment` (``(T, N, C)`` or unbatched ``(T, C)``).
+
+    Returns:
+        ``(T, N, C)`` (``(T, C)`` unbatched), the dtype of ``log_probs``: on each frame
+        ``t < input_length`` a distribution over the classes (non-negative, summing to 1);
+        zero on frames beyond the input length and on every frame of a sample no
+        alignment fits (its loss would be infinite).
+    """
+    batch = prepare(log_probs, targets, input_lengths, target_lengths, blank)
+    backend, auto = DEFAULT.choose(backend, batch.log_probs.device)
+    lp = batch.log_probs.detach()
+    with torch.no_grad():
+        loss, grad = DEFAULT.forward_backward(backend, auto, lp, batch.targets, batch.input_lengths,
+                                              batch.target_lengths, int(blank), True)
+        frames = torch.arange(lp.shape[0], device=lp.device)[:, None]
+        valid = (frames < batch.input_lengths.to(lp.device)[None, :]) & torch.isfinite(loss).to(lp.device)[None, :]
+        posteriors = (lp.exp() - grad.to(lp.dtype)).clamp(min=0)
+        posteriors = torch.where(valid[..., None], posteriors, torch.zeros((), dtype=lp.dtype, device=lp.device))
+    return posteriors[:, 0] if batch.unbatched else posteriors

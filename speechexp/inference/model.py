@@ -1,0 +1,294 @@
+"""A trained checkpoint as a Python object: :func:`load_model`.
+
+The checkpoint is loaded as data (``weights_only``, like ``speechexp-eval``); its saved
+run config rebuilds the model and the task's front end (sample rate, log-mel settings,
+tokenizer, emotion labels) without the dataset folder. What comes back depends on the
+task the checkpoint was trained for:
+
+- :class:`SeparationModel` (``task=separation``): ``separate(audio, sample_rate)`` →
+  ``[n_sources, samples]`` at the input's rate and length;
+- :class:`AsrEmotionModel` (``task=asr_emotion``): ``transcribe(audio, sample_rate)`` →
+  :class:`~speechexp.inference.transcription.Transcription`.
+
+Both take one recording or a list of them (then return a list), at any sample rate, mono
+or multi-channel, integer or float (see :mod:`speechexp.inference.audio`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from speechexp.errors import SpeechexpError
+from speechexp.inference.audio import fit_length, resample, to_mono
+from speechexp.inference.transcription import Transcription, collate_features, mean_features
+
+Audio = Any  # np.ndarray or torch.Tensor, [time] / [time, channels] / [channels, time]
+
+
+def _as_list(audio: Audio | Sequence[Audio], sample_rate: int | Sequence[int]) -> tuple[list, list[int], bool]:
+    """(recordings, their rates, whether one recording was passed)."""
+    single = not isinstance(audio, (list, tuple))
+    items = [audio] if single else list(audio)
+    if isinstance(sample_rate, (list, tuple)):
+        if len(sample_rate) != len(items):
+            raise SpeechexpError(f"{len(items)} recordings but {len(sample_rate)} sample rates; pass one rate for "
+                                 "all or one per recording.")
+        rates = [int(r) for r in sample_rate]
+    else:
+        rates = [int(sample_rate)] * len(items)
+    if any(r <= 0 for r in rates):
+        raise SpeechexpError(f"sample_rate must be positive, not {sample_rate}.")
+    return items, rates, single
+
+
+def restore_sources(sources: torch.Tensor, model_rate: int, sample_rate: int, length: int) -> np.ndarray:
+    """Separated ``sources [n_src, time]`` at ``model_rate`` → float32 ``[n_src, length]`` at
+    ``sample_rate``: resampled back, then cut or padded to the input's exact length."""
+    audio = sources.float().cpu().numpy()
+    back = np.stack([resample(np.ascontiguousarray(row), model_rate, sample_rate) for row in audio])
+    return fit_length(back, int(length)).astype(np.float32)
+
+
+class LoadedModel:
+    """What both kinds share: the task (a LightningModule in eval mode) on ``device``."""
+
+    kind = ""
+
+    def __init__(self, task: Any, checkpoint: dict, device: str | torch.device = "cpu") -> None:
+        self.task = task.eval().to(device)
+        self.device = torch.device(device)
+        self.config: dict = checkpoint["speechexp_config"]
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the model works at; inputs at other rates are resampled to it and back."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sample_rate={self.sample_rate}, device={self.device})"
+
+
+class SeparationModel(LoadedModel):
+    """A separator; see :meth:`separate`."""
+
+    kind = "separation"
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.task.sample_rate)
+
+    @property
+    def n_sources(self) -> int:
+        return int(getattr(self.task.model, "n_src", 2))
+
+    def separate(self, audio: Audio | Sequence[Audio], sample_rate: int | Sequence[int], *,
+                 chunk_seconds: float | None = None, overlap_seconds: float | None = None,
+                 batch_size: int = 16) -> np.ndarray | list[np.ndarray]:
+        """Separate a recording (or a list of them) into ``[n_sources, samples]`` float32 at
+        the input's ``sample_rate`` and length.
+
+        Recordings longer than ``chunk_seconds`` (default :attr:`SeparationTask.chunk_seconds`)
+        are separated in windows overlapping by ``overlap_seconds`` and overlap-added.
+        """
+        items, rates, single = _as_list(audio, sample_rate)
+        mono = [to_mono(a, f"recording {i}") for i, a in enumerate(items)]
+        at_model = [torch.from_numpy(resample(a, r, self.sample_rate)) for a, r in zip(mono, rates)]
+        task = self.task
+        saved = task.chunk_seconds, task.overlap_seconds, task.predict_batch_size
+        try:
+            task.chunk_seconds = saved[0] if chunk_seconds is None else float(chunk_seconds)
+            task.overlap_seconds = saved[1] if overlap_seconds is None else float(overlap_seconds)
+            task.predict_batch_size = int(batch_size)
+            sources = task.separate(at_model)
+        finally:
+            task.chunk_seconds, task.overlap_seconds, task.predict_batch_size = saved
+        out = [self.restore(s, r, len(a)) for s, r, a in zip(sources, rates, mono)]
+        return out[0] if single else out
+
+    def restore(self, sources: torch.Tensor, sample_rate: int, length: int) -> np.ndarray:
+        """Sources ``[n_src, time]`` at the model's rate → ``[n_src, length]`` at ``sample_rate``."""
+        return restore_sources(sources, self.sample_rate, sample_rate, length)
+
+
+class AsrEmotionModel(LoadedModel):
+    """A multitask speech recogniser and emotion classifier; see :meth:`transcribe`.
+
+    With ``speaker_norm`` (the multitask recipe), each utterance's features have its
+    speaker's mean log-mel vector subtracted; :meth:`transcribe` takes that mean
+    (``speaker_mean``, e.g. from :meth:`speaker_mean` over the speaker's other
+    utterances), or which recordings of the batch share a speaker (``speakers``), and by
+    default treats each recording as its own speaker.
+    """
+
+    kind = "asr_emotion"
+
+    def __init__(self, task: Any, checkpoint: dict, device: str | torch.device = "cpu") -> None:
+        super().__init__(task, checkpoint, device)
+        from speechexp.data.features import LogMel  # noqa: PLC0415
+
+        datamodule = self.config["dataset"]["datamodule"]
+        self.logmel = LogMel(sample_rate=int(datamodule.get("sample_rate", 16000)),
+                             n_mels=int(datamodule.get("n_mels", 80)), n_fft=int(datamodule.get("n_fft", 400)),
+                             hop_length=int(datamodule.get("hop_length", 160)),
+                             win_length=datamodule.get("win_length"),
+                             backend=str(datamodule.get("feature_backend", "librosa")))
+        task.frame_seconds = self.logmel.hop_length / self.logmel.sample_rate
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.logmel.sample_rate)
+
+    @property
+    def emotion_names(self) -> list[str]:
+        return list(self.task.emotion_names)
+
+    @property
+    def speaker_norm(self) -> bool:
+        """Whether the model subtracts each speaker's mean features."""
+        return bool(self.task.speaker_norm)
+
+    def features(self, audio: Audio, sample_rate: int) -> np.ndarray:
+        """Log-mel features ``[frames, n_mels]`` of one recording, as the model reads them."""
+        return self.logmel(resample(to_mono(audio), int(sample_rate), self.sample_rate))
+
+    def speaker_mean(self, utterances: Sequence[Audio], sample_rate: int | Sequence[int]) -> np.ndarray:
+        """One speaker's mean log-mel vector ``[n_mels]`` over all frames of ``utterances``
+        (the more, the closer to what training saw); pass it to :meth:`transcribe`."""
+        items, rates, _ = _as_list(list(utterances), sample_rate)
+        if not items:
+            raise SpeechexpError("speaker_mean needs at least one utterance of the speaker.")
+        return mean_features([self.features(a, r) for a, r in zip(items, rates)]).numpy()
+
+    def transcribe(self, audio: Audio | Sequence[Audio], sample_rate: int | Sequence[int], *,
+                   speaker_mean: Any = None, speakers: Sequence[Any] | None = None, words: bool = True,
+                   batch_size: int = 16) -> Transcription | list[Transcription]:
+        """Transcribe a recording (or a list) and classify its emotion.
+
+        Args:
+            audio, sample_rate: one recording and its rate, or lists of them (or one rate).
+            speaker_mean: the speaker's mean features ``[n_mels]`` (:meth:`speaker_mean`),
+                for every recording, or a list with one per recording (``None`` entries:
+                that recording alone). Only used when the model has ``speaker_norm``.
+            speakers: a speaker label per recording; recordings with the same label share
+                the mean over all of them. Default: each recording is its own speaker.
+            words: also align the transcript for word timings.
+        """
+        items, rates, single = _as_list(audio, sample_rate)
+        features = [self.features(a, r) for a, r in zip(items, rates)]
+        means = self._means(features, speaker_mean, speakers) if self.speaker_norm else [None] * len(features)
+        results: list[Transcription] = []
+        saved = self.task.predict_words
+        self.task.predict_words = bool(words)
+        try:
+            with torch.no_grad():
+                for first in range(0, len(features), int(batch_size)):
+                    part = range(first, min(first + int(batch_size), len(features)))
+                    batch = collate_features([{"features": torch.from_numpy(features[i]), "speaker_mean": means[i]}
+                                              for i in part])
+                    batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                    results += self.task.transcribe_batch(batch)
+        finally:
+            self.task.predict_words = saved
+        return results[0] if single else results
+
+    def _means(self, features: list[np.ndarray], speaker_mean: Any, speakers: Sequence[Any] | None
+               ) -> list[torch.Tensor]:
+        """Each recording's speaker mean ``[n_mels]``."""
+        n = len(features)
+        if speaker_mean is not None and speakers is not None:
+            raise SpeechexpError("Pass either speaker_mean or speakers to transcribe, not both.")
+        if speakers is not None:
+            labels = list(speakers)
+            if len(labels) != n:
+                raise SpeechexpError(f"{n} recordings but {len(labels)} speaker labels; pass one per recording.")
+            shared = {label: mean_features([f for f, other in zip(features, labels) if other == label])
+                      for label in set(labels)}
+            return [shared[label] for label in labels]
+        if speaker_mean is None:
+            return [mean_features([f]) for f in features]
+        given = speaker_mean if isinstance(speaker_mean, (list, tuple)) else [speaker_mean] * n
+        if len(given) != n:
+            raise SpeechexpError(f"{n} recordings but {len(given)} speaker means; pass one for all or one each.")
+        means = []
+        for f, mean in zip(features, given):
+            mean = mean_features([f]) if mean is None else torch.as_tensor(np.asarray(mean), dtype=torch.float32)
+            if mean.shape != (self.logmel.n_mels,):
+                raise SpeechexpError(f"speaker_mean has shape {tuple(mean.shape)}, not ({self.logmel.n_mels},); "
+                                     "compute it with model.speaker_mean(utterances, sample_rate).")
+            means.append(mean)
+        return means
+
+
+class _DataSpec:
+    """What :func:`speechexp.runs.build.build_task` asks a datamodule for, from the saved config."""
+
+    def __init__(self, kwargs_for_model: dict, kwargs_for_task: dict) -> None:
+        self._model, self._task = kwargs_for_model, kwargs_for_task
+
+    def model_kwargs(self) -> dict:
+        return dict(self._model)
+
+    def task_kwargs(self) -> dict:
+        return dict(self._task)
+
+
+def emotion_names(checkpoint: dict, path: str | os.PathLike) -> list[str]:
+    """The checkpoint's emotion labels in training order."""
+    from speechexp.tasks.asr_emotion import EMOTION_NAMES_KEY  # noqa: PLC0415
+
+    names = checkpoint.get(EMOTION_NAMES_KEY) or checkpoint["speechexp_config"]["dataset"]["datamodule"].get("emotions")
+    if not names:
+        raise SpeechexpError(f"Checkpoint {path} names no emotion labels (its dataset.datamodule.emotions is null); "
+                             "retrain with the emotions listed, or with this version of speechexp.")
+    return [str(n) for n in names]
+
+
+def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> SeparationModel | AsrEmotionModel:
+    """Load a checkpoint written by ``speechexp-train`` for use on any audio.
+
+    Args:
+        ckpt_path: a ``.ckpt`` file (e.g. ``<run dir>/checkpoints/last.ckpt``).
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+
+    Raises:
+        SpeechexpError: the file is missing, not a speechexp checkpoint, holds code,
+            or was trained for a task this API does not know.
+    """
+    from hydra.utils import get_class  # noqa: PLC0415
+    from omegaconf import OmegaConf  # noqa: PLC0415
+
+    from speechexp.runs.build import build_task  # noqa: PLC0415
+    from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
+    from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
+    from speechexp.tasks.separation import SeparationTask  # noqa: PLC0415
+
+    checkpoint = load_checkpoint(ckpt_path)
+    config = checkpoint[CONFIG_KEY]
+    target = str(((config.get("task") or {}).get("module") or {}).get("_target_", ""))
+    try:
+        task_class = get_class(target)
+    except Exception:  # noqa: BLE001 - an unknown or unimportable class: refused below
+        task_class = None
+    if task_class is not None and issubclass(task_class, SeparationTask):
+        kind, spec = SeparationModel, _DataSpec({}, {})
+    elif task_class is not None and issubclass(task_class, AsrEmotionTask):
+        from speechexp.data.text import CharTokenizer  # noqa: PLC0415
+
+        datamodule = config["dataset"]["datamodule"]
+        tokenizer = CharTokenizer(vocabulary=datamodule.get("vocabulary"),
+                                  umlauts=str(datamodule.get("umlauts", "transliterate")))
+        names = emotion_names(checkpoint, ckpt_path)
+        spec = _DataSpec({"n_mels": int(datamodule.get("n_mels", 80)), "vocab_size": tokenizer.vocab_size,
+                          "num_emotions": len(names)}, {"tokenizer": tokenizer, "emotion_names": names})
+        kind = AsrEmotionModel
+    else:
+        raise SpeechexpError(f"Checkpoint {ckpt_path} was trained for task {(config.get('task') or {}).get('name')!r} "
+                             f"({target or 'no task class'}), which inference does not support; pass a "
+                             "separation or asr_emotion checkpoint.")
+    task = build_task(OmegaConf.create(config), spec, export_dir=None)
+    load_weights(task, checkpoint, ckpt_path)
+    return kind(task, checkpoint, device)
