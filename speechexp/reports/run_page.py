@@ -1,0 +1,126 @@
+"""The report of one run dir: what was run, its final metrics, curves, figures and a
+sample of its outputs (a separated example to play, or test predictions), as
+``report.html`` (self-contained) and ``report.md`` (relative links)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from speechexp.reports import html as h
+
+MAX_FIGURES = 12      # PNGs embedded from figures/ (curves and confusion matrix first)
+MAX_CLIPS = 4         # WAVs embedded
+MAX_PREDICTIONS = 10  # rows of test_predictions.csv shown
+
+
+def _json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _csv_rows(path: Path, limit: int) -> tuple[list[dict], list[str]]:
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = [row for _, row in zip(range(limit), reader)]
+            return rows, list(reader.fieldnames or [])
+    except OSError:
+        return [], []
+
+
+def figures(run_dir: Path) -> list[Path]:
+    """The run's PNG figures, the curves and the confusion matrix first, at most :data:`MAX_FIGURES`."""
+    found = sorted((run_dir / "figures").glob("*.png"))
+    first = [p for p in found if p.name in ("curves.png", "emotion_confusion.png", "ctc_alignment.png")]
+    return (first + [p for p in found if p not in first])[:MAX_FIGURES]
+
+
+def clips(run_dir: Path, predictions: list[dict]) -> list[tuple[Path, str]]:
+    """Audio to embed: the first separated test example's sources, or the first predicted
+    utterances with their reference and hypothesis."""
+    separated = sorted((run_dir / "separated").glob("*.wav"))
+    if separated:
+        first = separated[0].name.rsplit("_source", 1)[0]
+        return [(p, f"{first}: estimated {p.stem.rsplit('_', 1)[-1]}") for p in separated
+                if p.name.startswith(first + "_source")][:MAX_CLIPS]
+    out = []
+    for row in predictions:
+        path = Path(row.get("path", ""))
+        if path.is_file() and len(out) < 2:
+            out.append((path, f"“{row.get('text', '')}” → “{row.get('hypothesis', '')}” "
+                              f"({row.get('emotion', '')} → {row.get('predicted_emotion', '')})"))
+    return out
+
+
+def final_metrics(results: dict) -> tuple[list[dict], list[str]]:
+    rows = [{"metric": k, "value": v} for k, v in sorted(results.items()) if "/" in k and not k.startswith("/")]
+    return rows, ["metric", "value"]
+
+
+def write_run_report(run_dir: Path) -> tuple[Path, Path]:
+    """Write ``run_dir/report.html`` and ``report.md``; return their paths."""
+    from speechexp.io import write_text_atomic  # noqa: PLC0415
+
+    results, run = _json(run_dir / "results.json"), _json(run_dir / "run.json")
+    overrides = []
+    try:
+        overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        pass
+    config_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
+    status = str(results.get("status", "unknown"))
+    predictions, prediction_columns = _csv_rows(run_dir / "test_predictions.csv", MAX_PREDICTIONS)
+    metric_rows, metric_columns = final_metrics(results)
+    pictures, audio = figures(run_dir), clips(run_dir, predictions)
+    title = f"Run {run_dir.name}: {status}"
+
+    status_line = (f'<p>Status: <b class="{"ok" if status == "completed" else "bad"}">{h.esc(status)}</b>'
+                   f" · {results.get('wall_seconds', '?')} s · run id {h.esc(run.get('run_id', '?'))}"
+                   f" · folder <code>{h.esc(run_dir.resolve())}</code></p>")
+    parts = [status_line]
+    if results.get("error"):
+        parts.append(h.section("Error", h.pre(str(results["error"]))))
+    parts.append(h.section("Command", h.pre(run.get("command", "(unknown)")),
+                           "<p>Overrides:</p>" + h.pre("\n".join(map(str, overrides)) or "(none)")))
+    if config_text:
+        parts.append(h.details("Resolved config (config.yaml)", h.pre(config_text)))
+    parts.append(h.section("Final metrics", h.table(metric_rows, metric_columns) if metric_rows
+                           else "<p>No metrics recorded.</p>"))
+    if audio:
+        parts.append(h.section("Listen", *(h.audio(path, caption) for path, caption in audio)))
+    if predictions:
+        parts.append(h.section(f"Test predictions (first {len(predictions)})",
+                               h.table(predictions, [c for c in prediction_columns if c != "path"])))
+    if pictures:
+        parts.append(h.section("Figures", *(h.image(p) for p in pictures)))
+    write_text_atomic(run_dir / "report.html", h.page(title, parts))
+
+    md = [f"# {title}", "", f"Status: **{status}**, {results.get('wall_seconds', '?')} s", ""]
+    if results.get("error"):
+        md += ["## Error", "", "```", str(results["error"]), "```", ""]
+    md += ["## Command", "", "```", run.get("command", "(unknown)"), "```", "",
+           "Overrides: " + (" ".join(f"`{o}`" for o in overrides) or "(none)"), "",
+           "Resolved config: [config.yaml](config.yaml)", "", "## Final metrics", "",
+           h.md_table(metric_rows, metric_columns) if metric_rows else "No metrics recorded.", ""]
+    if audio:
+        md += ["## Listen", ""] + [f"- [{caption}]({_rel(path, run_dir)})" for path, caption in audio] + [""]
+    if predictions:
+        md += [f"## Test predictions (first {len(predictions)})", "",
+               h.md_table(predictions, [c for c in prediction_columns if c != "path"]), ""]
+    if pictures:
+        md += ["## Figures", ""] + [f"![{p.name}]({_rel(p, run_dir)})" for p in pictures] + [""]
+    write_text_atomic(run_dir / "report.md", "\n".join(md))
+    return run_dir / "report.html", run_dir / "report.md"
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)

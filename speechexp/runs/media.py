@@ -1,0 +1,87 @@
+"""Media for whatever loggers a run has: audio, images and tables in W&B, audio and image
+summaries in TensorBoard (other loggers, e.g. CSV, get nothing).
+
+Tasks call these at the end of their test stage with a bounded number of examples
+(``task.module.n_media``), so a run's W&B folder stays small; offline W&B runs keep the
+files and ``wandb sync`` uploads them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+WANDB = ("WandbLogger",)
+TENSORBOARD = ("TensorBoardLogger",)
+
+
+def _kind(logger: Any) -> str | None:
+    name = type(logger).__name__
+    return "wandb" if name in WANDB else "tensorboard" if name in TENSORBOARD else None
+
+
+def _png_array(path: str | os.PathLike) -> np.ndarray:
+    """A PNG as ``uint8 [height, width, 3]``."""
+    import matplotlib.image as mpimg  # noqa: PLC0415
+
+    image = mpimg.imread(str(path))
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return image[..., :3]
+
+
+def log_images(loggers: Iterable[Any], images: dict[str, str | os.PathLike], step: int = 0,
+               captions: dict[str, str] | None = None) -> None:
+    """Log each PNG file in ``images`` (``{key: path}``) as an image."""
+    captions = captions or {}
+    for logger in loggers:
+        kind = _kind(logger)
+        for key, path in images.items():
+            if kind == "wandb":
+                import wandb  # noqa: PLC0415
+
+                logger.experiment.log({key: wandb.Image(str(path), caption=captions.get(key))})
+            elif kind == "tensorboard":
+                logger.experiment.add_image(key, _png_array(path), global_step=step, dataformats="HWC")
+        if kind == "tensorboard" and images:
+            logger.experiment.flush()
+
+
+def log_audio(loggers: Iterable[Any], clips: dict[str, np.ndarray], sample_rate: int, step: int = 0,
+              captions: dict[str, str] | None = None) -> None:
+    """Log each clip ``[time]`` (float, -1..1) in ``clips`` as audio at ``sample_rate``."""
+    captions = captions or {}
+    for logger in loggers:
+        kind = _kind(logger)
+        for key, audio in clips.items():
+            audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
+            if kind == "wandb":
+                import wandb  # noqa: PLC0415
+
+                logger.experiment.log({key: wandb.Audio(audio, sample_rate=int(sample_rate),
+                                                        caption=captions.get(key))})
+            elif kind == "tensorboard":
+                import torch  # noqa: PLC0415
+
+                logger.experiment.add_audio(key, torch.from_numpy(audio).unsqueeze(0), global_step=step,
+                                            sample_rate=int(sample_rate))
+                if captions.get(key):
+                    logger.experiment.add_text(key + "/caption", captions[key], global_step=step)
+        if kind == "tensorboard" and clips:
+            logger.experiment.flush()
+
+
+def log_table(loggers: Iterable[Any], key: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+              step: int = 0) -> None:
+    """A table in W&B; a Markdown table as text in TensorBoard."""
+    for logger in loggers:
+        kind = _kind(logger)
+        if kind == "wandb":
+            logger.log_table(key=key, columns=list(columns), data=[list(r) for r in rows])
+        elif kind == "tensorboard":
+            lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += ["| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |" for r in rows]
+            logger.experiment.add_text(key, "\n".join(lines), global_step=step)
+            logger.experiment.flush()
