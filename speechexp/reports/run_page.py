@@ -13,8 +13,9 @@ import yaml
 from speechexp.reports import html as h
 
 MAX_FIGURES = 12      # PNGs embedded from figures/ (curves and confusion matrix first)
-MAX_CLIPS = 4         # WAVs embedded
+MAX_CLIPS = 5         # WAVs embedded (mixture, 2 estimates, 2 references)
 MAX_PREDICTIONS = 10  # rows of test_predictions.csv shown
+FIRST_FIGURES = ("curves.png", "emotion_confusion.png", "ctc_alignment.png")
 
 
 def _json(path: Path) -> dict:
@@ -35,20 +36,40 @@ def _csv_rows(path: Path, limit: int) -> tuple[list[dict], list[str]]:
 
 
 def figures(run_dir: Path) -> list[Path]:
-    """The run's PNG figures, the curves and the confusion matrix first, at most :data:`MAX_FIGURES`."""
+    """The run's PNG figures, the curves and the confusion matrix first, one test example's
+    comparison (the others are in ``figures/``), at most :data:`MAX_FIGURES`."""
     found = sorted((run_dir / "figures").glob("*.png"))
-    first = [p for p in found if p.name in ("curves.png", "emotion_confusion.png", "ctc_alignment.png")]
-    return (first + [p for p in found if p not in first])[:MAX_FIGURES]
+    first = [p for n in FIRST_FIGURES for p in found if p.name == n]
+    tests = [p for p in found if p.name.startswith("test_") and p.name.endswith("_separated_vs_truth.png")]
+    rest = [p for p in found if p not in first and p not in tests]
+    return (first + rest + tests[:1])[:MAX_FIGURES]
 
 
-def clips(run_dir: Path, predictions: list[dict]) -> list[tuple[Path, str]]:
-    """Audio to embed: the first separated test example's sources, or the first predicted
-    utterances with their reference and hypothesis."""
+def _dataset_files(run_dir: Path, results: dict, example_id: str) -> dict[str, Path]:
+    """The example's mixture and reference WAVs in the run's dataset folder, by column."""
+    dataset = Path(str(results.get("dataset_dir", "")))
+    rows, _ = _csv_rows(dataset / "metadata.csv", 100_000) if results.get("dataset_dir") else ([], [])
+    row = next((r for r in rows if r.get("id") == example_id), None)
+    if row is None:
+        return {}
+    return {k: dataset / v for k, v in row.items()
+            if (k == "mixture" or k.startswith("source")) and v and (dataset / v).is_file()}
+
+
+def clips(run_dir: Path, predictions: list[dict], results: dict | None = None) -> list[tuple[Path, str]]:
+    """Audio to embed: the first separated test example (mixture, each estimate, each
+    reference), or the first predicted utterances with their reference and hypothesis."""
     separated = sorted((run_dir / "separated").glob("*.wav"))
     if separated:
         first = separated[0].name.rsplit("_source", 1)[0]
-        return [(p, f"{first}: estimated {p.stem.rsplit('_', 1)[-1]}") for p in separated
-                if p.name.startswith(first + "_source")][:MAX_CLIPS]
+        references = _dataset_files(run_dir, results or {}, first)
+        out = [(references["mixture"], f"{first}: mixture")] if "mixture" in references else []
+        for path in (p for p in separated if p.name.startswith(first + "_source")):
+            source = path.stem.rsplit("_", 1)[-1]
+            out.append((path, f"{first}: estimated {source}"))
+            if source in references:
+                out.append((references[source], f"{first}: reference {source}"))
+        return out[:MAX_CLIPS]
     out = []
     for row in predictions:
         path = Path(row.get("path", ""))
@@ -77,7 +98,7 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     status = str(results.get("status", "unknown"))
     predictions, prediction_columns = _csv_rows(run_dir / "test_predictions.csv", MAX_PREDICTIONS)
     metric_rows, metric_columns = final_metrics(results)
-    pictures, audio = figures(run_dir), clips(run_dir, predictions)
+    pictures, audio = figures(run_dir), clips(run_dir, predictions, results)
     title = f"Run {run_dir.name}: {status}"
 
     status_line = (f'<p>Status: <b class="{"ok" if status == "completed" else "bad"}">{h.esc(status)}</b>'

@@ -34,42 +34,42 @@ def _png_array(path: str | os.PathLike) -> np.ndarray:
 
 def log_images(loggers: Iterable[Any], images: dict[str, str | os.PathLike], step: int = 0,
                captions: dict[str, str] | None = None) -> None:
-    """Log each PNG file in ``images`` (``{key: path}``) as an image."""
+    """Log each PNG file in ``images`` (``{key: path}``) as an image (one W&B step for all)."""
     captions = captions or {}
     for logger in loggers:
         kind = _kind(logger)
-        for key, path in images.items():
-            if kind == "wandb":
-                import wandb  # noqa: PLC0415
+        if kind == "wandb" and images:
+            import wandb  # noqa: PLC0415
 
-                logger.experiment.log({key: wandb.Image(str(path), caption=captions.get(key))})
-            elif kind == "tensorboard":
+            logger.experiment.log({key: wandb.Image(str(path), caption=captions.get(key))
+                                   for key, path in images.items()})
+        elif kind == "tensorboard" and images:
+            for key, path in images.items():
                 logger.experiment.add_image(key, _png_array(path), global_step=step, dataformats="HWC")
-        if kind == "tensorboard" and images:
             logger.experiment.flush()
 
 
 def log_audio(loggers: Iterable[Any], clips: dict[str, np.ndarray], sample_rate: int, step: int = 0,
               captions: dict[str, str] | None = None) -> None:
-    """Log each clip ``[time]`` (float, -1..1) in ``clips`` as audio at ``sample_rate``."""
+    """Log each clip ``[time]`` (float, -1..1) in ``clips`` as audio at ``sample_rate`` (one
+    W&B step for all; in TensorBoard a caption is a text summary beside its clip)."""
     captions = captions or {}
+    clips = {key: np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) for key, audio in clips.items()}
     for logger in loggers:
         kind = _kind(logger)
-        for key, audio in clips.items():
-            audio = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0)
-            if kind == "wandb":
-                import wandb  # noqa: PLC0415
+        if kind == "wandb" and clips:
+            import wandb  # noqa: PLC0415
 
-                logger.experiment.log({key: wandb.Audio(audio, sample_rate=int(sample_rate),
-                                                        caption=captions.get(key))})
-            elif kind == "tensorboard":
-                import torch  # noqa: PLC0415
+            logger.experiment.log({key: wandb.Audio(audio, sample_rate=int(sample_rate), caption=captions.get(key))
+                                   for key, audio in clips.items()})
+        elif kind == "tensorboard" and clips:
+            import torch  # noqa: PLC0415
 
+            for key, audio in clips.items():
                 logger.experiment.add_audio(key, torch.from_numpy(audio).unsqueeze(0), global_step=step,
                                             sample_rate=int(sample_rate))
                 if captions.get(key):
                     logger.experiment.add_text(key + "/caption", captions[key], global_step=step)
-        if kind == "tensorboard" and clips:
             logger.experiment.flush()
 
 

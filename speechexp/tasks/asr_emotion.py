@@ -216,12 +216,15 @@ class AsrEmotionTask(ConfiguredTask):
         columns = ["text", "hypothesis", "cer", "emotion", "predicted_emotion"]
         log_table(self.trainer.loggers, "test/predictions", columns,
                   [[row[c] for c in columns] for row in predictions[: self.MEDIA_TABLE_ROWS]], step=step)
+        clips: dict[int, dict[str, Any]] = {}  # sample rate -> {key: audio}
+        captions = {}
         for row in predictions[: self.n_media]:
             try:
                 audio, sample_rate = sf.read(row["path"], dtype="float32", always_2d=True)
             except Exception:  # noqa: BLE001  (an unreadable file: no clip)
                 continue
-            caption = f"{row['text']} -> {row['hypothesis']} ({row['emotion']} -> {row['predicted_emotion']})"
             key = f"test/audio/{Path(row['path']).stem}"
-            log_audio(self.trainer.loggers, {key: audio.mean(axis=1)}, sample_rate, step=step,
-                      captions={key: caption})
+            clips.setdefault(int(sample_rate), {})[key] = audio.mean(axis=1)
+            captions[key] = f"{row['text']} -> {row['hypothesis']} ({row['emotion']} -> {row['predicted_emotion']})"
+        for sample_rate, group in clips.items():
+            log_audio(self.trainer.loggers, group, sample_rate, step=step, captions=captions)
