@@ -127,14 +127,21 @@ class SeparationTask(ConfiguredTask):
                 [e.numpy() for e in estimates], [s.numpy() for s in sources], self.sample_rate,
                 figures / f"test_{example_id}_separated_vs_truth.png",
                 title=f"Test example {example_id}")
-        self._log_media(examples[: self.n_media], figures)
+        self._log_media(examples[: self.n_media], figures, rows)
 
-    def _log_media(self, examples: list, figures: Path) -> None:
+    MEDIA_TABLE_ROWS = 50  # test examples in the W&B / TensorBoard table of per-example SI-SNR
+
+    def _log_media(self, examples: list, figures: Path, rows: list[dict]) -> None:
         """Log ``examples`` (id, mixture, estimates, references) as audio and their comparison
-        figures as images to the W&B / TensorBoard loggers (bounded by ``n_media``)."""
+        figures as images to the W&B / TensorBoard loggers (bounded by ``n_media``), and a
+        table of the test examples' SI-SNR (``rows``, the first :data:`MEDIA_TABLE_ROWS`)."""
         if not self.trainer.loggers or not examples:
             return
-        from speechexp.runs.media import log_audio, log_images  # noqa: PLC0415
+        from speechexp.runs.media import log_audio, log_images, log_table  # noqa: PLC0415
+
+        columns = list(rows[0].keys())
+        log_table(self.trainer.loggers, "test/examples", columns,
+                  [[row[c] for c in columns] for row in rows[: self.MEDIA_TABLE_ROWS]], step=self.trainer.global_step)
 
         step, clips, images = self.trainer.global_step, {}, {}
         for example_id, mixture, estimates, sources in examples:
