@@ -133,3 +133,34 @@ def test_a_multirun_report_links_every_job_and_tensorboard_holds_audio_and_image
     clip = accumulator.Audio("test/audio/00018/mixture")[0]
     audio, rate = sf.read(io.BytesIO(clip.encoded_audio_string))
     assert rate == 8000 and len(audio) == 8000
+
+
+def test_asr_emotion_logs_confusion_alignment_predictions_and_captioned_audio(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    done = run_cli("train", "experiment=asr_emotion", "dataset.preparer.num_speakers=30",
+                   "dataset.preparer.utterances_per_speaker=10", "dataset.preparer.num_sentences=120",
+                   "trainer.max_epochs=1", "logger=many", "task.module.n_media=2", f"hydra.run.dir={run}",
+                   f"paths.data_dir={tmp_path / 'data'}", "trainer.enable_progress_bar=false")
+    assert done.returncode == 0, done.stderr[-3000:]
+    (media,) = (run / "wandb").glob("offline-run-*/files/media")
+    images = sorted(p.name.rsplit("_", 2)[0] for p in (media / "images").rglob("*.png"))
+    assert images == ["ctc_alignment", "curves", "emotion_confusion"]
+    assert len(list((media / "audio").rglob("*.wav"))) == 2
+    (table_file,) = (media / "table").rglob("predictions_*.table.json")
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["text", "hypothesis", "cer", "emotion", "predicted_emotion"]
+    tested = (run / "test_predictions.csv").read_text().splitlines()
+    assert len(table["data"]) == min(50, len(tested) - 1) and table["data"][0][0] in tested[1]
+    accumulator = EventAccumulator(str(run / "tensorboard"), size_guidance={"audio": 0, "images": 0, "tensors": 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    assert {"test/emotion_confusion", "test/ctc_alignment", "test/curves"} == set(tags["images"])
+    assert len(tags["audio"]) == 2 and "test/predictions/text_summary" in tags["tensors"]
+    caption = accumulator.Tensors(f"{tags['audio'][0]}/caption/text_summary")[0].tensor_proto.string_val[0].decode()
+    first = tested[1].split(",")  # path, text, hypothesis, ...: the caption is its transcript and emotions
+    assert caption.startswith(f"{first[1]} -> ")
+    page = assert_self_contained(run / "report.html")
+    assert [tag["alt"] for tag in page.tags["img"]][:3] == ["curves.png", "emotion_confusion.png", "ctc_alignment.png"]
+    assert len(page.tags["audio"]) == 2 and "Test predictions (first 10)" in (run / "report.html").read_text()
