@@ -68,7 +68,7 @@ def test_a_run_writes_its_curves_and_a_self_contained_report(run_dir):
     assert curves.shape[0] > 300 and curves.shape[1] > 600
     page = assert_self_contained(run_dir / "report.html")
     captions = [tag.get("alt", "") for tag in page.tags["img"]]
-    assert captions[0] == "curves.png" and any(c.endswith("_separated_vs_truth.png") for c in captions)
+    assert captions[0].startswith("figures/curves.png") and any(c.endswith("_separated_vs_truth.png") for c in captions)
     # mixture, two estimates and two references of one test example, playable
     assert len(page.tags["audio"]) == 5
     text = (run_dir / "report.html").read_text()
@@ -76,7 +76,7 @@ def test_a_run_writes_its_curves_and_a_self_contained_report(run_dir):
     assert f"{results['test/si_snr']:.4g}" in text and "trainer.max_epochs=2" in text
     assert "<details><summary>Resolved config" in text
     markdown = (run_dir / "report.md").read_text()
-    assert "![curves.png](figures/curves.png)" in markdown and "| test/si_snr |" in markdown
+    assert "![curves.png](figures/curves.png)" in markdown and "| metric | test | val | train |" in markdown
     lr = [line for line in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[:1]][0]
     assert "lr-Adam" in lr  # LearningRateMonitor with the default logger
 
@@ -162,5 +162,6 @@ def test_asr_emotion_logs_confusion_alignment_predictions_and_captioned_audio(tm
     first = tested[1].split(",")  # path, text, hypothesis, ...: the caption is its transcript and emotions
     assert caption.startswith(f"{first[1]} -> ")
     page = assert_self_contained(run / "report.html")
-    assert [tag["alt"] for tag in page.tags["img"]][:3] == ["curves.png", "emotion_confusion.png", "ctc_alignment.png"]
+    captions = [tag["alt"].split(":")[0] for tag in page.tags["img"]][:3]
+    assert captions == ["figures/curves.png", "figures/emotion_confusion.png", "figures/ctc_alignment.png"]
     assert len(page.tags["audio"]) == 2 and "Test predictions (first 10)" in (run / "report.html").read_text()

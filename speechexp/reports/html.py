@@ -14,15 +14,16 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1100px;
  padding:12px;line-height:1.45;color:#222}
 h1{font-size:1.5em;word-break:break-word}h2{font-size:1.2em;border-bottom:1px solid #ddd;margin-top:1.6em}
-pre,code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}
+pre,code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}code{overflow-wrap:anywhere}
 pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap;word-break:break-all}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:.85em;margin:.4em 0}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:.8em 0}img{max-width:100%;height:auto;border:1px solid #eee}
-figcaption{font-size:.85em;color:#555}audio{width:100%;max-width:420px}
-.clip{margin:.3em 0}.bad{color:#b00020}.ok{color:#1b7a1b}details summary{cursor:pointer}
+figcaption{font-size:.85em;color:#555}audio{width:100%;height:36px}
+.clips{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:6px 14px}
+.clip{margin:.2em 0;font-size:.9em}.muted{color:#666;font-size:.85em}.bad{color:#b00020}.ok{color:#1b7a1b}details summary{cursor:pointer}
 """
 
 
@@ -39,9 +40,10 @@ def cell(value: Any) -> str:
 
 
 def table(rows: Sequence[dict], columns: Sequence[str], links: dict[str, str] | None = None,
-          link_column: str | None = None) -> str:
+          link_column: str | None = None, link_width: int = 22) -> str:
     """An HTML table (inside a horizontally scrolling box); ``links`` maps a ``link_column``
-    value to the relative href it links to."""
+    value to the relative href it links to (its text shortened to ``link_width`` characters,
+    the whole in its title)."""
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = []
     for row in rows:
@@ -49,7 +51,8 @@ def table(rows: Sequence[dict], columns: Sequence[str], links: dict[str, str] | 
         for c in columns:
             value = row.get(c)
             if links and c == link_column and str(value) in links:
-                cells.append(f'<td><a href="{esc(links[str(value)])}">{esc(value)}</a></td>')
+                text = str(value) if len(str(value)) <= link_width else str(value)[: link_width - 1] + "…"
+                cells.append(f'<td><a href="{esc(links[str(value)])}" title="{esc(value)}">{esc(text)}</a></td>')
             else:
                 cells.append(cell(value))
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -73,6 +76,21 @@ def audio(path: str | os.PathLike, caption: str) -> str:
     data = Path(path).read_bytes()
     return (f'<div class="clip"><div>{esc(caption)}</div>'
             f'<audio controls preload="none" src="{data_uri(data, "audio/wav")}"></audio></div>')
+
+
+def clips(parts: Iterable[str]) -> str:
+    """Audio players side by side, as many as fit the width (one per line on a phone)."""
+    return f'<div class="clips">{"".join(parts)}</div>'
+
+
+def short_number(value: Any) -> Any:
+    """A number-like override (``0.0036396393567863887``) to 4 significant digits."""
+    if isinstance(value, str) and len(value) > 8:
+        try:
+            return f"{float(value):.4g}"
+        except ValueError:
+            return value
+    return value
 
 
 def details(summary: str, body: str, open_: bool = False) -> str:

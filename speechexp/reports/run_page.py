@@ -79,9 +79,20 @@ def clips(run_dir: Path, predictions: list[dict], results: dict | None = None) -
     return out
 
 
+STAGES = ("test", "val", "train")
+
+
 def final_metrics(results: dict) -> tuple[list[dict], list[str]]:
-    rows = [{"metric": k, "value": v} for k, v in sorted(results.items()) if "/" in k and not k.startswith("/")]
-    return rows, ["metric", "value"]
+    """The final metrics, one row per metric name and one column per stage (test, val,
+    train, then any other), e.g. ``{"metric": "si_snr", "test": 5.2, "val": 5.7, "train": 4.0}``;
+    timings and throughput last."""
+    values = {k: v for k, v in results.items() if "/" in k and not k.startswith("/")}
+    stages = [s for s in STAGES if any(k.startswith(s + "/") for k in values)]
+    stages += sorted({k.split("/", 1)[0] for k in values} - set(stages))
+    names = sorted({k.split("/", 1)[1] for k in values},
+                   key=lambda n: (n.endswith(("_s", "seconds")), n))
+    rows = [{"metric": name, **{stage: values.get(f"{stage}/{name}") for stage in stages}} for name in names]
+    return rows, ["metric", *stages]
 
 
 def write_run_report(run_dir: Path) -> tuple[Path, Path]:
@@ -111,15 +122,21 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
                            "<p>Overrides:</p>" + h.pre("\n".join(map(str, overrides)) or "(none)")))
     if config_text:
         parts.append(h.details("Resolved config (config.yaml)", h.pre(config_text)))
-    parts.append(h.section("Final metrics", h.table(metric_rows, metric_columns) if metric_rows
-                           else "<p>No metrics recorded.</p>"))
+    metrics_part = h.section("Final metrics", h.table(metric_rows, metric_columns) if metric_rows
+                             else "<p>No metrics recorded.</p>")
+    parts.append(metrics_part)
     if audio:
-        parts.append(h.section("Listen", *(h.audio(path, caption) for path, caption in audio)))
+        parts.append(h.section("Listen", h.clips(h.audio(path, caption) for path, caption in audio)))
     if predictions:
         parts.append(h.section(f"Test predictions (first {len(predictions)})",
                                h.table(predictions, [c for c in prediction_columns if c != "path"])))
-    if pictures:
-        parts.append(h.section("Figures", *(h.image(p) for p in pictures)))
+    curves = [p for p in pictures if p.name == "curves.png"]
+    if curves:
+        parts.insert(parts.index(metrics_part) + 1, h.section("Curves", h.image(curves[0], "figures/curves.png: "
+                                                                   "per step and per epoch, best epoch marked")))
+    others = [p for p in pictures if p.name != "curves.png"]
+    if others:
+        parts.append(h.section("Figures", *(h.image(p, f"figures/{p.name}") for p in others)))
     write_text_atomic(run_dir / "report.html", h.page(title, parts))
 
     md = [f"# {title}", "", f"Status: **{status}**, {results.get('wall_seconds', '?')} s", ""]
@@ -129,13 +146,15 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
            "Overrides: " + (" ".join(f"`{o}`" for o in overrides) or "(none)"), "",
            "Resolved config: [config.yaml](config.yaml)", "", "## Final metrics", "",
            h.md_table(metric_rows, metric_columns) if metric_rows else "No metrics recorded.", ""]
+    if curves:
+        md += ["## Curves", "", f"![curves.png]({_rel(curves[0], run_dir)})", ""]
     if audio:
         md += ["## Listen", ""] + [f"- [{caption}]({_rel(path, run_dir)})" for path, caption in audio] + [""]
     if predictions:
         md += [f"## Test predictions (first {len(predictions)})", "",
                h.md_table(predictions, [c for c in prediction_columns if c != "path"]), ""]
-    if pictures:
-        md += ["## Figures", ""] + [f"![{p.name}]({_rel(p, run_dir)})" for p in pictures] + [""]
+    if others:
+        md += ["## Figures", ""] + [f"![{p.name}]({_rel(p, run_dir)})" for p in others] + [""]
     write_text_atomic(run_dir / "report.md", "\n".join(md))
     return run_dir / "report.html", run_dir / "report.md"
 

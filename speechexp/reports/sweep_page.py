@@ -31,7 +31,11 @@ def write_sweep_report(root: Path, comparison: Comparison | None = None) -> tupl
     links = {row["job"]: job_link(job.folder, root) for row, job in zip(rows, comparison.jobs)}
     failed = [job for job in comparison.jobs if job.status != "completed"]
     title = f"Sweep {root.name}: {len(comparison.jobs)} jobs, {len(failed)} failed"
-    shown = [c for c in columns if c != "error"]
+    # the full table is comparison.csv; here: the swept values, the score, the test metrics
+    swept = sorted({k for job in comparison.jobs for k in job.swept})
+    shown = [c for c in columns if c in ("job", *swept, "status", "wall_seconds")
+             or c.startswith(("test/", f"{comparison.metric} ("))]
+    shown_rows = [{**row, **{k: h.short_number(row.get(k)) for k in swept}} for row in rows]
     parts = [f"<p>Sorted by <b>{h.esc(comparison.metric)}</b> ({h.esc(comparison.mode)}) · folder "
              f"<code>{h.esc(root.resolve())}</code></p>"]
     if comparison.best_doc:
@@ -43,7 +47,9 @@ def write_sweep_report(root: Path, comparison: Comparison | None = None) -> tupl
                                h.pre(best["command"]),
                                h.details("best.yaml", h.pre((root / "best.yaml").read_text())
                                          if (root / "best.yaml").is_file() else "<p>(not written)</p>")))
-    parts.append(h.section("Jobs (links open each job's report)", h.table(rows, shown, links, "job")))
+    parts.append(h.section("Jobs (links open each job's report)", h.table(shown_rows, shown, links, "job"),
+                           '<p class="muted">Every metric of every job: comparison.csv / comparison.md '
+                           "in this folder.</p>"))
     if comparison.seed_tables is not None:
         _, _, md_rows, md_columns = comparison.seed_tables
         parts.append(h.section("Mean ± std over seeds", h.table(md_rows, md_columns)))
@@ -57,7 +63,7 @@ def write_sweep_report(root: Path, comparison: Comparison | None = None) -> tupl
         parts.append(h.section("Figures", *(h.image(p) for p in pictures)))
     write_text_atomic(root / "report.html", h.page(title, parts))
 
-    md_rows = [{**row, "job": f"[{row['job']}]({links[row['job']]})"} for row in rows]
+    md_rows = [{**row, "job": f"[{row['job']}]({links[row['job']]})"} for row in shown_rows]
     md = [f"# {title}", "", f"Sorted by **{comparison.metric}** ({comparison.mode}).", ""]
     if comparison.best_doc:
         md += ["## Best configuration", "", f"{comparison.metric} = {comparison.best_doc['value']:.4g}", "",
