@@ -64,10 +64,12 @@ def data_uri(data: bytes, mime: str) -> str:
 
 
 def image(path: str | os.PathLike, caption: str | None = None) -> str:
-    """A PNG file embedded as a figure."""
+    """A PNG file embedded as a figure (re-encoded with a 256-colour palette)."""
     path = Path(path)
     caption = caption if caption is not None else path.name
-    return (f'<figure><img alt="{esc(caption)}" src="{data_uri(path.read_bytes(), "image/png")}">'
+    from speechexp.viz.png import compact_png  # noqa: PLC0415
+
+    return (f'<figure><img alt="{esc(caption)}" src="{data_uri(compact_png(path), "image/png")}">'
             f"<figcaption>{esc(caption)}</figcaption></figure>")
 
 

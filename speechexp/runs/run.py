@@ -126,12 +126,15 @@ class Run:
             status, error = "failed", {"error": str(exc) or type(exc).__name__}
         write_results(self.dir, self.metrics, status, self.started, **self.extra, **error)
         try:
+            started = time.perf_counter()
             if not self.curves_drawn:
                 self.draw_curves()
             if self.cfg.get("report", True):
                 from speechexp.reports import write_report  # noqa: PLC0415
 
                 write_report(self.dir)
+                log.info("Report: %s (curves and report in %.2f s)", self.dir / "report.html",
+                         time.perf_counter() - started)
         except Exception as exc:  # the run's results are written; a figure or page must not fail it
             log.warning("No curves/report for %s: %s: %s", self.dir, type(exc).__name__, exc)
         finish_wandb(self.metrics, status)

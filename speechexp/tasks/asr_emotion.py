@@ -208,23 +208,24 @@ class AsrEmotionTask(ConfiguredTask):
             return
         import soundfile as sf  # noqa: PLC0415
 
-        from speechexp.runs.media import log_audio, log_images, log_table  # noqa: PLC0415
+        from speechexp.runs.media import log_audio, log_images, log_table, timed  # noqa: PLC0415
 
-        step = self.trainer.global_step
-        log_images(self.trainer.loggers, {"test/emotion_confusion": figures / "emotion_confusion.png",
-                                          "test/ctc_alignment": figures / "ctc_alignment.png"}, step=step)
-        columns = ["text", "hypothesis", "cer", "emotion", "predicted_emotion"]
-        log_table(self.trainer.loggers, "test/predictions", columns,
-                  [[row[c] for c in columns] for row in predictions[: self.MEDIA_TABLE_ROWS]], step=step)
-        clips: dict[int, dict[str, Any]] = {}  # sample rate -> {key: audio}
-        captions = {}
-        for row in predictions[: self.n_media]:
-            try:
-                audio, sample_rate = sf.read(row["path"], dtype="float32", always_2d=True)
-            except Exception:  # noqa: BLE001  (an unreadable file: no clip)
-                continue
-            key = f"test/audio/{Path(row['path']).stem}"
-            clips.setdefault(int(sample_rate), {})[key] = audio.mean(axis=1)
-            captions[key] = f"{row['text']} -> {row['hypothesis']} ({row['emotion']} -> {row['predicted_emotion']})"
-        for sample_rate, group in clips.items():
-            log_audio(self.trainer.loggers, group, sample_rate, step=step, captions=captions)
+        with timed("Test media logged"):
+            step = self.trainer.global_step
+            log_images(self.trainer.loggers, {"test/emotion_confusion": figures / "emotion_confusion.png",
+                                              "test/ctc_alignment": figures / "ctc_alignment.png"}, step=step)
+            columns = ["text", "hypothesis", "cer", "emotion", "predicted_emotion"]
+            log_table(self.trainer.loggers, "test/predictions", columns,
+                      [[row[c] for c in columns] for row in predictions[: self.MEDIA_TABLE_ROWS]], step=step)
+            clips: dict[int, dict[str, Any]] = {}  # sample rate -> {key: audio}
+            captions = {}
+            for row in predictions[: self.n_media]:
+                try:
+                    audio, sample_rate = sf.read(row["path"], dtype="float32", always_2d=True)
+                except Exception:  # noqa: BLE001  (an unreadable file: no clip)
+                    continue
+                key = f"test/audio/{Path(row['path']).stem}"
+                clips.setdefault(int(sample_rate), {})[key] = audio.mean(axis=1)
+                captions[key] = f"{row['text']} -> {row['hypothesis']} ({row['emotion']} -> {row['predicted_emotion']})"
+            for sample_rate, group in clips.items():
+                log_audio(self.trainer.loggers, group, sample_rate, step=step, captions=captions)

@@ -137,22 +137,21 @@ class SeparationTask(ConfiguredTask):
         table of the test examples' SI-SNR (``rows``, the first :data:`MEDIA_TABLE_ROWS`)."""
         if not self.trainer.loggers or not examples:
             return
-        from speechexp.runs.media import log_audio, log_images, log_table  # noqa: PLC0415
+        from speechexp.runs.media import log_audio, log_images, log_table, timed  # noqa: PLC0415
 
-        columns = list(rows[0].keys())
-        log_table(self.trainer.loggers, "test/examples", columns,
-                  [[row[c] for c in columns] for row in rows[: self.MEDIA_TABLE_ROWS]], step=self.trainer.global_step)
-
-        step, clips, images = self.trainer.global_step, {}, {}
-        for example_id, mixture, estimates, sources in examples:
-            clips[f"test/audio/{example_id}/mixture"] = mixture.numpy()
-            for k in range(estimates.shape[0]):
-                clips[f"test/audio/{example_id}/estimate{k + 1}"] = estimates[k].numpy()
-                clips[f"test/audio/{example_id}/reference{k + 1}"] = sources[k].numpy()
-            path = figures / f"test_{example_id}_separated_vs_truth.png"
-            if not path.is_file():
-                plot_estimates_vs_references([e.numpy() for e in estimates], [s.numpy() for s in sources],
-                                             self.sample_rate, path, title=f"Test example {example_id}")
-            images[f"test/spectrograms/{example_id}"] = path
-        log_audio(self.trainer.loggers, clips, self.sample_rate, step=step)
-        log_images(self.trainer.loggers, images, step=step)
+        with timed(f"Test media of {len(examples)} example(s) logged"):
+            step, clips, images, columns = self.trainer.global_step, {}, {}, list(rows[0].keys())
+            log_table(self.trainer.loggers, "test/examples", columns,
+                      [[row[c] for c in columns] for row in rows[: self.MEDIA_TABLE_ROWS]], step=step)
+            for example_id, mixture, estimates, sources in examples:
+                clips[f"test/audio/{example_id}/mixture"] = mixture.numpy()
+                for k in range(estimates.shape[0]):
+                    clips[f"test/audio/{example_id}/estimate{k + 1}"] = estimates[k].numpy()
+                    clips[f"test/audio/{example_id}/reference{k + 1}"] = sources[k].numpy()
+                path = figures / f"test_{example_id}_separated_vs_truth.png"
+                if not path.is_file():
+                    plot_estimates_vs_references([e.numpy() for e in estimates], [s.numpy() for s in sources],
+                                                 self.sample_rate, path, title=f"Test example {example_id}")
+                images[f"test/spectrograms/{example_id}"] = path
+            log_audio(self.trainer.loggers, clips, self.sample_rate, step=step)
+            log_images(self.trainer.loggers, images, step=step)
