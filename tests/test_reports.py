@@ -165,3 +165,21 @@ def test_asr_emotion_logs_confusion_alignment_predictions_and_captioned_audio(tm
     captions = [tag["alt"].split(":")[0] for tag in page.tags["img"]][:3]
     assert captions == ["figures/curves.png", "figures/emotion_confusion.png", "figures/ctc_alignment.png"]
     assert len(page.tags["audio"]) == 2 and "Test predictions (first 10)" in (run / "report.html").read_text()
+
+
+def test_the_minor2_page_reads_its_numbers_from_the_runs_and_names_what_is_missing(run_dir, tmp_path):
+    from speechexp.reports.minor2 import write_minor2_report
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "q1_seed").symlink_to(run_dir)
+    page_path = write_minor2_report(out)
+    page = assert_self_contained(page_path)
+    text = page_path.read_text()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert f"test/si_snr = {results['test/si_snr']:.4g} dB" in text and f"test/loss = {results['test/loss']:.4g}" in text
+    assert (out / "figures" / "minor2_loss.png").is_file() and (out / "figures" / "minor2_si_snr.png").is_file()
+    assert len(page.tags["audio"]) == 5  # the seed-settings run's example: mixture, estimates, references
+    for absent in ("spectrograms", "ctc_compare.json", "ctc_bench.json", "q2_asr_emotion/results.json"):
+        assert f"Not produced: {out / absent}" in text
+    assert "the seed printed" in text.lower() and "5.1149" in text  # the seed's own number, quoted as the seed's

@@ -20,7 +20,7 @@ pre{background:#f6f6f6;padding:8px;overflow-x:auto;white-space:pre-wrap;word-bre
 table{border-collapse:collapse;font-size:.85em;margin:.4em 0}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:.8em 0}img{max-width:100%;height:auto;border:1px solid #eee}
+figure{margin:.8em 0;max-width:900px}img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}audio{width:100%;height:36px}
 .clips{display:grid;grid-template-columns:repeat(auto-fill,minmax(240px,1fr));gap:6px 14px}
 .clip{margin:.2em 0;font-size:.9em}.muted{color:#666;font-size:.85em}.bad{color:#b00020}.ok{color:#1b7a1b}details summary{cursor:pointer}
