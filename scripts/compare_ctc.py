@@ -7,12 +7,14 @@ usual hand-written normalisations of the per-sample losses are listed against th
 built-in's ``'mean'`` (each loss divided by its target length, then averaged over
 the batch) to show which one produces a gap like the seed's.
 
-Usage: ``python scripts/compare_ctc.py [--seed 0] [--T 50] [--N 16] [--C 20] [--S 30]``.
+Usage: ``python scripts/compare_ctc.py [--seed 0] [--T 50] [--N 16] [--C 20] [--S 30] [--out FILE]``
+(``--out``: also write the values as JSON, e.g. for ``speechexp.reports.minor2``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--N", type=int, default=16, help="batch size")
     parser.add_argument("--C", type=int, default=20, help="classes, blank = 0 included")
     parser.add_argument("--S", type=int, default=30, help="maximum target length")
+    parser.add_argument("--out", help="also write the values as JSON to this file")
     args = parser.parse_args()
 
     gen = torch.Generator().manual_seed(args.seed)
@@ -38,13 +41,16 @@ def main() -> None:
 
     print(f"T={args.T} N={args.N} C={args.C} S<={args.S} seed={args.seed}")
     print(f"{'reduction':<10} {'custom':>12} {'PyTorch':>12} {'|diff|':>10}")
+    result = {"T": args.T, "N": args.N, "C": args.C, "S": args.S, "seed": args.seed, "reductions": []}
     for reduction in ("mean", "sum"):
         ours = ctc_loss(*inputs, reduction=reduction).item()
         ref = F.ctc_loss(*inputs, reduction=reduction).item()
         print(f"{reduction:<10} {ours:>12.6f} {ref:>12.6f} {abs(ours - ref):>10.2e}")
+        result["reductions"].append({"reduction": reduction, "custom": ours, "builtin": ref, "abs_diff": abs(ours - ref)})
     ours = ctc_loss(*inputs, reduction="none")
     ref = F.ctc_loss(*inputs, reduction="none")
     print(f"{'none':<10} max |diff| over {args.N} samples = {(ours - ref).abs().max().item():.2e}")
+    result["none_max_abs_diff"] = (ours - ref).abs().max().item()
 
     per_sample = ref
     builtin_mean = F.ctc_loss(*inputs, reduction="mean").item()
@@ -61,6 +67,12 @@ def main() -> None:
     seed_ratio = 5.11 / 6.35  # the seed's custom / built-in
     closest = min(list(variants)[1:], key=lambda k: abs(variants[k].item() / builtin_mean - seed_ratio))
     print(f"the seed's ratio was {seed_ratio:.3f}; closest variant here: {closest.strip()}")
+    result.update(builtin_mean=builtin_mean, seed_ratio=seed_ratio, closest=closest.strip(),
+                  variants=[{"normalisation": name.strip(), "value": value.item(), "ratio": value.item() / builtin_mean}
+                            for name, value in variants.items()])
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(result, handle, indent=2)
     print(
         "Only dividing each loss by its own target length before averaging reproduces the\n"
         "built-in's 'mean'. Token-weighting (a batch total over the total target length)\n"

@@ -2,7 +2,8 @@
 # Reproduce the seed report (Minor 2) with speechexp, end to end, on a CPU (~10 min):
 #   Q1  sinusoid data, spectrograms, the seed's settings, the default experiment and the
 #       units x learning-rate sweep the seed left open, compared in one table;
-#   Q2  the custom-vs-built-in CTC comparison and benchmark, and the multitask model.
+#   Q2  the custom-vs-built-in CTC comparison and benchmark, and the multitask model;
+#   then OUT_DIR/report.html: the seed report's sections in its order, from this run.
 # Usage: scripts/reproduce_minor2.sh [OUT_DIR]   (default outputs/reproduce_minor2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +27,12 @@ $BIN/speechexp-compare "$OUT/q1_seed" "$OUT/q1_default" "$OUT/q1_sweep" --plot "
   --csv "$OUT/q1_compare.csv"
 
 echo "== Q2: custom CTC vs PyTorch's, values and speed"
-$BIN/python scripts/compare_ctc.py
-$BIN/python scripts/bench_ctc.py
+$BIN/python scripts/compare_ctc.py --out "$OUT/ctc_compare.json"
+$BIN/python scripts/bench_ctc.py --out "$OUT/ctc_bench.json"
 
 echo "== Q2: multitask ASR + emotion on the synthetic emotional speech corpus"
 $BIN/speechexp-train experiment=asr_emotion hydra.run.dir="$OUT/q2_asr_emotion" trainer.enable_progress_bar=false
 $BIN/speechexp-compare "$OUT/q2_asr_emotion" --metric test/cer --ascending
-echo "Outputs in $OUT"
+echo "== The seed report as one page"
+$BIN/python -m speechexp.reports.minor2 "$OUT"
+echo "Outputs in $OUT; open $OUT/report.html"

@@ -18,7 +18,8 @@ from tests.conftest import REPO, run_cli
 
 README = (REPO / "README.md").read_text()
 MODULES = {"speechexp-train": "train", "speechexp-eval": "evaluate", "speechexp-prepare": "prepare",
-           "speechexp-plot": "plot", "speechexp-compare": "compare", "speechexp-infer": "infer"}
+           "speechexp-plot": "plot", "speechexp-compare": "compare", "speechexp-infer": "infer",
+           "speechexp-report": "report"}
 TINY = ("dataset.preparer.n_examples=20", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
         "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false")
 TINY_ASR = ("dataset.preparer.num_speakers=10", "dataset.preparer.utterances_per_speaker=5",
@@ -79,7 +80,7 @@ def test_readme_command_runs(command, workspace):
     written = command.replace("[more folders]", "").replace("[", "").replace("]", "")  # optional parts: given
     args = [a.replace("<time>", "t0") for a in shlex.split(written)[1:]]
     module = MODULES[shlex.split(command)[0]]
-    if module in ("plot", "compare"):
+    if module in ("plot", "compare", "report"):
         args = [str(p) for a in args for p in (sorted(workspace.glob(a)) or [a])] if module == "plot" else args
         result = run_cli(module, *args, cwd=workspace)
         assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"

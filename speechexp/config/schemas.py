@@ -33,6 +33,7 @@ class TaskConfig:
     monitor: str = MISSING
     mode: Mode = Mode.max
     accepts: dict[str, list[str]] = field(default_factory=dict)
+    curves: list[str] = field(default_factory=list)  # per-epoch metrics figures/curves.png draws
     module: Any = MISSING
 
 
@@ -56,6 +57,7 @@ class TrainConfig:
     resume: bool = True
     sweep_name: Optional[str] = None
     threads: Optional[int] = None
+    report: bool = True
 
 
 @dataclass
@@ -65,6 +67,7 @@ class EvalConfig:
     logger: Any = None
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
+    report: bool = True
 
 
 @dataclass

@@ -40,7 +40,8 @@ SUPERSEDED_DIR = ".superseded"
 # what Hydra writes into the run dir before the run starts: never moved aside
 HYDRA_FILES = (".hydra", "train.log", "evaluate.log")
 # dotted config keys (and their children) that change how a run reports, not what it computes
-COSMETIC_KEYS = ("logger", "resume", "sweep_name", "threads", "paths", "name",
+COSMETIC_KEYS = ("logger", "resume", "sweep_name", "threads", "paths", "name", "report", "task.curves",
+                 "task.module.n_media",
                  "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps")
 # how long to train: changing only these continues a run instead of starting it afresh
 BUDGET_KEYS = ("trainer.max_epochs", "trainer.max_steps")

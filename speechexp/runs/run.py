@@ -9,7 +9,8 @@ A :class:`Run` owns the lifecycle that every entry point shares:
    callbacks and trainer (:mod:`speechexp.runs.build`);
 4. fit and test, collecting the stage metrics;
 5. finish: ``results.json`` with a status of ``completed``, ``failed`` (with the error)
-   or ``interrupted``, and the W&B run finished, also on failure.
+   or ``interrupted``, ``figures/curves.png`` from the CSV log, ``report.html`` and
+   ``report.md`` (unless ``report=false``), and the W&B run finished, also on failure.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from speechexp.io import write_json_atomic, write_text_atomic
@@ -72,6 +74,7 @@ class Run:
         self.extra: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
         self.best_checkpoint: str | None = None
         self.writes_results = True  # false in a DDP process other than rank 0 that has nothing to add
+        self.curves_drawn = False
 
     @classmethod
     def for_training(cls, cfg: DictConfig) -> "Run":
@@ -122,9 +125,34 @@ class Run:
             status, error = "interrupted", {"error": "interrupted (SIGTERM or Ctrl+C); re-run to resume"}
         else:
             status, error = "failed", {"error": str(exc) or type(exc).__name__}
-        if self.writes_results or exc is not None:
-            write_results(self.dir, self.metrics, status, self.started, **self.extra, **error)
+        if not (self.writes_results or exc is not None):
+            finish_wandb(self.metrics, status)
+            return
+        write_results(self.dir, self.metrics, status, self.started, **self.extra, **error)
+        try:
+            started = time.perf_counter()
+            if not self.curves_drawn:
+                self.draw_curves()
+            if self.cfg.get("report", True):
+                from speechexp.reports import write_report  # noqa: PLC0415
+
+                write_report(self.dir)
+                log.info("Report: %s (curves and report in %.2f s)", self.dir / "report.html",
+                         time.perf_counter() - started)
+        except Exception as failure:  # the run's results are written; a figure or page must not fail it
+            log.warning("No curves/report for %s: %s: %s", self.dir, type(failure).__name__, failure)
         finish_wandb(self.metrics, status)
+
+    def draw_curves(self) -> Path | None:
+        """``figures/curves.png`` from the run's ``csv/metrics.csv`` (when it has one and trained)."""
+        from speechexp.viz.curves import CSV_LOG, CURVES_FILE, plot_curves  # noqa: PLC0415
+
+        task = (self.config or {}).get("task") or {}
+        if not (self.dir / CSV_LOG).is_file():
+            return None
+        self.curves_drawn = True
+        return plot_curves(self.dir / CSV_LOG, self.dir / CURVES_FILE, monitor=task.get("monitor", "val/loss"),
+                           mode=task.get("mode", "min"), metrics=list(task.get("curves") or []))
 
     def datamodule(self, dataset_cfg: DictConfig) -> pl.LightningDataModule:
         """Prepare (or reuse) the dataset folder and build its datamodule."""
@@ -135,8 +163,10 @@ class Run:
     def trainer(self) -> pl.Trainer:
         """The trainer with this run's loggers (the W&B one tied to this run dir) and callbacks."""
         configure_wandb(self.cfg, self.plan.run_id)
-        trainer = build_trainer(self.cfg.trainer, instantiate_each(self.cfg.get("logger")),
-                                instantiate_each(self.cfg.get("callbacks")))
+        loggers, callbacks = instantiate_each(self.cfg.get("logger")), instantiate_each(self.cfg.get("callbacks"))
+        if not loggers:  # LearningRateMonitor refuses a trainer without a logger
+            callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+        trainer = build_trainer(self.cfg.trainer, loggers, callbacks)
         if self.config is not None:
             for logger in trainer.loggers:  # wandb config / hparams.yaml: runs compare by their settings
                 logger.log_hyperparams(self.config)
@@ -158,3 +188,13 @@ class Run:
         ckpt_path = self.best_checkpoint or self.start_from
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         self.metrics.update(stage_metrics(trainer, ("test",)))
+        if trainer.loggers and trainer.is_global_zero:  # the curves so far, as an image in W&B / TensorBoard
+            from speechexp.runs.media import log_images  # noqa: PLC0415
+
+            try:
+                curves = self.draw_curves()
+            except Exception as exc:  # noqa: BLE001  (a figure must not fail the run)
+                log.warning("No curves for %s: %s", self.dir, exc)
+                curves = None
+            if curves is not None:
+                log_images(trainer.loggers, {"test/curves": curves}, step=trainer.global_step)

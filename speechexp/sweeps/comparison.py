@@ -11,8 +11,12 @@ the first folder:
 - with repeated seeds, ``comparison_by_seed.csv`` / ``.md``: mean and std over seeds
   (``<metric>_mean``, ``<metric>_std``) of the ranking metric and of every final
   ``test/`` metric, and ``n``, per configuration (the other overrides);
-- ``figures/sweep_heatmap.png`` for two swept parameters (e.g. units x learning rate),
+- ``figures/sweep_heatmap.png`` for two swept parameters (e.g. units x learning rate; a
+  configuration that failed says so, one no job had says "not run"),
   ``figures/sweep_line.png`` for one (error bars with seeds), else a bar per configuration;
+  for an Optuna study stored in the folder (``optuna.db``), Optuna's own plots instead
+  (``figures/optuna_history.png``, ``optuna_importances.png``, ``optuna_slice.png``,
+  ``optuna_contour.png``): its sampled points are no grid;
 - ``best.yaml``: the best configuration as overrides that ``speechexp-train`` accepts,
   with a ready command line.
 """
@@ -284,24 +288,28 @@ def write_comparison(folders: list[str | Path], metric: str | None = None, mode:
         files.append(write_text_atomic(root / "comparison_by_seed.md",
                                        f"# Mean ± std over seeds, sorted by {metric} ({mode})\n\n"
                                        + markdown(md_rows, md_columns)))
-    files += _figures(comparison.groups, metric, root / "figures", comparison.seed_tables is not None)
+    files += _figures(comparison.groups, metric, root / "figures", comparison.seed_tables is not None, root)
     if comparison.best_doc is not None:
         files.append(write_text_atomic(root / "best.yaml", yaml.safe_dump(comparison.best_doc, sort_keys=False)))
     comparison.files = files
     return comparison
 
 
-def _figures(groups: list[Group], metric: str, folder: Path, seeds: bool) -> list[Path]:
+def _figures(groups: list[Group], metric: str, folder: Path, seeds: bool, root: Path | None = None) -> list[Path]:
     from speechexp.sweeps import figures as plots  # noqa: PLC0415  (matplotlib is slow to import)
 
     scored = [g for g in groups if g.values]
     keys = sorted({k for g in groups for k in g.config})
     if not scored or not keys:
         return []
+    study = plots.plot_optuna_study(root, folder) if root is not None else []
+    if study:  # an Optuna study: sampled points, not a grid
+        return study
     if len(keys) == 2:
         rows, cols = (_order([g.config[k] for g in groups]) for k in keys)
         table = {(g.config[keys[0]], g.config[keys[1]]): g.mean for g in scored}
-        return [plots.plot_heatmap(keys, rows, cols, table, metric, folder / "sweep_heatmap.png")]
+        failed = {(g.config[keys[0]], g.config[keys[1]]) for g in groups if not g.values}
+        return [plots.plot_heatmap(keys, rows, cols, table, metric, folder / "sweep_heatmap.png", failed)]
     if len(keys) == 1:
         order = _order([g.config[keys[0]] for g in scored])
         points = {g.config[keys[0]]: (g.mean, g.std if seeds else None) for g in scored}

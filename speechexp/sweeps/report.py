@@ -4,7 +4,8 @@ At the start: an Optuna study stored in the sweep folder continues where it stop
 sweeper's ``n_trials`` counts the study's finished trials, trials left running by an
 interrupted sweep are marked failed, and a seeded sampler is re-seeded past the trials
 so far). At the end: the jobs are compared (:mod:`speechexp.sweeps.comparison`), one summary
-line is printed, and the process exits non-zero if any job of this multirun failed.
+line is printed, ``report.html``/``report.md`` are written (unless ``report=false``), and the
+process exits non-zero if any job of this multirun failed.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class SweepReport(Callback):
         mine = [folder for folder in sweep_dir.glob("**/.hydra/overrides.yaml")
                 if ".superseded" not in folder.parts and folder.stat().st_mtime >= self.started - 1]
         job_dirs = sorted((p.parent.parent for p in mine), key=lambda d: str(d))
-        results, swept = {}, {}
+        results, swept, comparison = {}, {}, None
         try:
             comparison = write_comparison([sweep_dir])
             results = {job.folder: job.results for job in comparison.jobs}
@@ -83,6 +84,13 @@ class SweepReport(Callback):
                 log.info("Best (%s %s): %s", comparison.metric, comparison.mode, sweep_dir / "best.yaml")
         except SpeechexpError as exc:  # e.g. no job wrote results
             log.warning("No comparison: %s", exc)
+        if comparison is not None and config.get("report", True):
+            try:
+                from speechexp.reports.sweep_page import write_sweep_report  # noqa: PLC0415
+
+                log.info("Report: %s", write_sweep_report(sweep_dir, comparison)[0])
+            except Exception as exc:  # noqa: BLE001  (the jobs' results stand without a page)
+                log.warning("No sweep report: %s: %s", type(exc).__name__, exc)
         failed, skipped = [], 0
         for job_dir in job_dirs:
             result = results.get(job_dir)

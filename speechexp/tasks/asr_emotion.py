@@ -63,6 +63,8 @@ class AsrEmotionTask(ConfiguredTask):
         asr_weight, emotion_weight: weights of the two losses.
         export_dir: where test exports go; ``None`` disables them.
         monitor: the metric a plateau scheduler follows.
+        n_media: test utterances logged to the run's W&B / TensorBoard loggers as audio with
+            their transcripts (with the confusion matrix, the alignment and a predictions table).
         speaker_norm: subtract each speaker's mean features (over all its utterances in
             the split, see :mod:`speechexp.data.speaker_norm`) before the model; the
             means are computed once from the datamodule's splits when the task is set up.
@@ -71,9 +73,10 @@ class AsrEmotionTask(ConfiguredTask):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  tokenizer: CharTokenizer, emotion_names: list[str], scheduler: Callable[..., Any] | None = None,
                  asr_weight: float = 1.0, emotion_weight: float = 1.0, export_dir: str | None = None,
-                 monitor: str = "val/loss", speaker_norm: bool = False, run_config: dict | None = None):
+                 monitor: str = "val/loss", speaker_norm: bool = False, run_config: dict | None = None,
+                 n_media: int = 3):
         super().__init__(optimizer, scheduler, monitor, run_config)
-        self.speaker_norm = bool(speaker_norm)
+        self.speaker_norm, self.n_media = bool(speaker_norm), int(n_media)
         self._speaker_means: dict[str, torch.Tensor] | None = None
         self.model, self.ctc = model, loss
         self.tokenizer, self.emotion_names = tokenizer, list(emotion_names)
@@ -232,3 +235,35 @@ class AsrEmotionTask(ConfiguredTask):
         plot_ctc_alignment(log_probs[:frames, 0].numpy(), path[0, :frames].numpy(), labels,
                            f"Viterbi alignment of \"{text}\" (path log-score {float(score[0]):.1f})",
                            figures / "ctc_alignment.png", posteriors=soft[:frames, 0].numpy())
+        self._log_media(predictions, figures)
+
+    MEDIA_TABLE_ROWS = 50  # test predictions in the W&B / TensorBoard table
+
+    def _log_media(self, predictions: list[dict], figures: Path) -> None:
+        """Log the confusion matrix and alignment images, a table of test predictions and
+        ``n_media`` utterances as audio with their transcripts to the W&B / TensorBoard loggers."""
+        if not self.trainer.loggers:
+            return
+        import soundfile as sf  # noqa: PLC0415
+
+        from speechexp.runs.media import log_audio, log_images, log_table, timed  # noqa: PLC0415
+
+        with timed("Test media logged"):
+            step = self.trainer.global_step
+            log_images(self.trainer.loggers, {"test/emotion_confusion": figures / "emotion_confusion.png",
+                                              "test/ctc_alignment": figures / "ctc_alignment.png"}, step=step)
+            columns = ["text", "hypothesis", "cer", "emotion", "predicted_emotion"]
+            log_table(self.trainer.loggers, "test/predictions", columns,
+                      [[row[c] for c in columns] for row in predictions[: self.MEDIA_TABLE_ROWS]], step=step)
+            clips: dict[int, dict[str, Any]] = {}  # sample rate -> {key: audio}
+            captions = {}
+            for row in predictions[: self.n_media]:
+                try:
+                    audio, sample_rate = sf.read(row["path"], dtype="float32", always_2d=True)
+                except Exception:  # noqa: BLE001  (an unreadable file: no clip)
+                    continue
+                key = f"test/audio/{Path(row['path']).stem}"
+                clips.setdefault(int(sample_rate), {})[key] = audio.mean(axis=1)
+                captions[key] = f"{row['text']} -> {row['hypothesis']} ({row['emotion']} -> {row['predicted_emotion']})"
+            for sample_rate, group in clips.items():
+                log_audio(self.trainer.loggers, group, sample_rate, step=step, captions=captions)

@@ -39,6 +39,8 @@ class SeparationTask(ConfiguredTask):
         sample_rate: of the exported WAVs and figures.
         export_dir: where test exports go (the run directory); ``None`` disables exports.
         n_figures: test examples that get a spectrogram figure.
+        n_media: test examples logged to the run's W&B / TensorBoard loggers (mixture,
+            estimates and references as audio, their spectrogram comparison as an image).
         monitor: the metric a plateau scheduler follows.
     """
 
@@ -51,10 +53,10 @@ class SeparationTask(ConfiguredTask):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, sample_rate: int = 8000,
                  export_dir: str | None = None, n_figures: int = 3, monitor: str = "val/si_snr",
-                 run_config: dict | None = None):
+                 run_config: dict | None = None, n_media: int = 3):
         super().__init__(optimizer, scheduler, monitor, run_config)
         self.model, self.loss = model, loss
-        self.sample_rate, self.n_figures = int(sample_rate), int(n_figures)
+        self.sample_rate, self.n_figures, self.n_media = int(sample_rate), int(n_figures), int(n_media)
         self.export_dir = Path(export_dir) if export_dir else None
         # keyed "<stage>_metrics": a bare "train" key would shadow nn.Module.train
         self.metrics = nn.ModuleDict({
@@ -124,7 +126,7 @@ class SeparationTask(ConfiguredTask):
                                  estimates[i, k].numpy(), self.sample_rate)
                 row[f"si_snr_source{k + 1}"] = snr[i, k].item()
             self._test_rows.append(row)
-            if len(self._figure_examples) < self.n_figures:
+            if len(self._figure_examples) < max(self.n_figures, self.n_media):
                 self._figure_examples.append((example_id, batch["mixture"][i].float().cpu(),
                                               estimates[i], sources[i]))
 
@@ -136,7 +138,8 @@ class SeparationTask(ConfiguredTask):
             return
         rows = sorted({row["id"]: row for row in rows}.values(), key=lambda row: row["id"])  # DDP padding repeats
         write_csv_atomic(self.export_dir / "test_metrics.csv", rows, list(rows[0].keys()))
-        self._figure_examples = sorted({e[0]: e for e in examples}.values(), key=lambda e: e[0])[: self.n_figures]
+        examples = sorted({e[0]: e for e in examples}.values(), key=lambda e: e[0])
+        self._figure_examples = examples[: self.n_figures]
         figures = self.export_dir / "figures"
         if self._figure_examples:  # what the data looks like: mixture and sources of one example
             example_id, mixture, _, sources = self._figure_examples[0]
@@ -148,3 +151,31 @@ class SeparationTask(ConfiguredTask):
                 [e.numpy() for e in estimates], [s.numpy() for s in sources], self.sample_rate,
                 figures / f"test_{example_id}_separated_vs_truth.png",
                 title=f"Test example {example_id}")
+        self._log_media(examples[: self.n_media], figures, rows)
+
+    MEDIA_TABLE_ROWS = 50  # test examples in the W&B / TensorBoard table of per-example SI-SNR
+
+    def _log_media(self, examples: list, figures: Path, rows: list[dict]) -> None:
+        """Log ``examples`` (id, mixture, estimates, references) as audio and their comparison
+        figures as images to the W&B / TensorBoard loggers (bounded by ``n_media``), and a
+        table of the test examples' SI-SNR (``rows``, the first :data:`MEDIA_TABLE_ROWS`)."""
+        if not self.trainer.loggers or not examples:
+            return
+        from speechexp.runs.media import log_audio, log_images, log_table, timed  # noqa: PLC0415
+
+        with timed(f"Test media of {len(examples)} example(s) logged"):
+            step, clips, images, columns = self.trainer.global_step, {}, {}, list(rows[0].keys())
+            log_table(self.trainer.loggers, "test/examples", columns,
+                      [[row[c] for c in columns] for row in rows[: self.MEDIA_TABLE_ROWS]], step=step)
+            for example_id, mixture, estimates, sources in examples:
+                clips[f"test/audio/{example_id}/mixture"] = mixture.numpy()
+                for k in range(estimates.shape[0]):
+                    clips[f"test/audio/{example_id}/estimate{k + 1}"] = estimates[k].numpy()
+                    clips[f"test/audio/{example_id}/reference{k + 1}"] = sources[k].numpy()
+                path = figures / f"test_{example_id}_separated_vs_truth.png"
+                if not path.is_file():
+                    plot_estimates_vs_references([e.numpy() for e in estimates], [s.numpy() for s in sources],
+                                                 self.sample_rate, path, title=f"Test example {example_id}")
+                images[f"test/spectrograms/{example_id}"] = path
+            log_audio(self.trainer.loggers, clips, self.sample_rate, step=step)
+            log_images(self.trainer.loggers, images, step=step)
