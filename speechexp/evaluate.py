@@ -33,7 +33,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
     with Run.for_evaluation(cfg) as run:
         datamodule = run.datamodule(run_cfg.dataset)
-        task = build_task(run_cfg, datamodule, export_dir=str(run.dir))
+        task = build_task(run_cfg, datamodule, export_dir=str(run.dir),
+                          **({"decoder": cfg.decoder} if cfg.get("decoder") is not None else {}))
         load_weights(task, checkpoint, cfg.ckpt_path)
         run.test(run.trainer(), task, datamodule)
     log.info("Run directory: %s", run.dir)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from speechexp.errors import SpeechexpError
 from speechexp.runs.plan import RUN_FILE, SUPERSEDED_DIR
@@ -57,6 +58,15 @@ def test_a_longer_budget_continues_the_run_in_its_own_dir(task, compose_train, t
     assert json.loads((run_dir / RUN_FILE).read_text())["run_id"] == run_id
     wandb_runs = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
     assert wandb_runs == {run_id}  # one W&B run, resumed twice
+    # the monitored metric's best so far carries across the continuations
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())["task"]
+    monitor, best_of = saved["monitor"], max if saved["mode"] == "max" else min
+    values = [float(r[monitor]) for r in rows if r.get(monitor)]
+    bests = [float(r[f"{monitor}_best"]) for r in rows if r.get(f"{monitor}_best")]
+    running = [best_of(values[: i + 1]) for i in range(len(values))]
+    assert bests == pytest.approx(running), (bests, values)
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "onecycle_step", "warmup_cosine", "plateau", None])
@@ -136,3 +146,22 @@ def test_a_schedule_restored_for_a_longer_total_decays_from_where_it_was_to_its_
     again = make(optimizer(), 30)  # the phase is part of the state: a resumed continuation goes on
     again.load_state_dict(longer.state_dict())
     assert again.continuation == longer.continuation
+
+
+def test_a_key_a_newer_version_adds_as_null_keeps_the_run_the_same_experiment(tmp_path):
+    """A run dir written before a config key existed (e.g. ``decoder: null``) is continued,
+    not started afresh, by the same command with a longer budget; a real change still is."""
+    import yaml
+
+    from speechexp.runs.plan import CONFIG_FILE, plan_run
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    old = {"trainer": {"max_epochs": 15}, "model": {"hidden": 8}, "ckpt_path": None}
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(old))
+    longer = {**old, "trainer": {"max_epochs": 18}, "decoder": None}
+    assert plan_run(run_dir, longer).action == "continue"
+    changed = {**longer, "decoder": {"_target_": "speechexp.inference.decoders.BeamSearchDecoder"}}
+    assert plan_run(run_dir, changed).action == "start"
+    assert (run_dir / SUPERSEDED_DIR).is_dir()

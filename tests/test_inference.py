@@ -271,3 +271,38 @@ def test_missing_input_is_one_sentence_and_writes_nothing(trained, tmp_path):
     cfg = compose_config("infer", [f"input={tmp_path}"], tmp_path / "out")
     with pytest.raises(SpeechexpError, match="speechexp-infer needs ckpt_path"):
         infer(cfg)
+
+
+def test_eval_with_beam_lm_fits_the_lm_on_training_transcripts_and_records_its_metrics(trained, tmp_path):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    from speechexp.evaluate import evaluate
+
+    checkpoint = trained["asr"]["best_checkpoint"]
+    cfg = compose_config("eval", [f"ckpt_path={checkpoint}", "decoder=beam_lm"], tmp_path / "eval")
+    metrics = evaluate(cfg)
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["decoder"].startswith("beam_lm (beam 64, 3-gram")
+    assert 0 <= metrics["test/wer"] and 0 <= metrics["test/cer"] and results["test/wer"] == metrics["test/wer"]
+    dataset = Path(trained["asr"]["dataset_dir"])
+    arpa = list((dataset / "lm").glob("words-3gram-*.arpa"))
+    assert len(arpa) == 1  # fitted once, in the dataset folder
+    test_words = {w for row in read_rows(tmp_path / "eval" / "test_predictions.csv") for w in row["hypothesis"].split()}
+    train_words = {w for text in read_rows(dataset / "metadata.csv") if text["split"] == "train"
+                   for w in CharTokenizer().normalize(text["text"]).split()}
+    assert test_words <= train_words  # beam_lm spells only words of the training transcripts
+
+    # the checkpoint carries the training transcripts: the API decodes with the LM anywhere
+    from speechexp import load_model
+
+    model = load_model(checkpoint, decoder="beam_lm")
+    audio, rate = sf.read(read_rows(tmp_path / "eval" / "test_predictions.csv")[0]["path"], dtype="float32")
+    result = model.transcribe(audio, rate)
+    assert set(result.text.split()) <= train_words
+
+
+def test_a_decoder_for_a_separation_checkpoint_is_refused_before_anything_is_written(trained, tmp_path):
+    done = run_cli("infer", f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={trained['separation']['dataset_dir']}",
+                   "decoder=beam", f"hydra.run.dir={tmp_path / 'out'}")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "decoder=beam cannot be used with task=separation" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -19,7 +19,7 @@ from tests.conftest import compose_config, run_cli
 
 CONF = Path(CONF_DIR)
 GROUPS = ("callbacks", "debug", "logger", "loss", "model", "optimizer", "scheduler", "trainer", "experiment",
-          "recipe", "ablation", "hparams_search", "dataset")
+          "recipe", "ablation", "hparams_search", "dataset", "decoder")
 TASK_EXPERIMENTS = {"separation": "separation", "asr_emotion": "asr_emotion"}
 # small data for the datasets that are generated here (the corpora need a folder of the user's)
 TINY_DATA = {

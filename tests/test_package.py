@@ -24,6 +24,7 @@ EXTRAS = {
     "joblib": ("hydra_joblib_launcher",),
     "slurm": ("submitit", "hydra_submitit_launcher"),
     "tensorboard": ("tensorboard", "tensorboard_data_server"),
+    "lm": ("flashlight", "flashlight_text"),
 }
 EXTRA_NAMES = {name for names in EXTRAS.values() for name in names}
 

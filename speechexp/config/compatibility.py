@@ -148,6 +148,25 @@ def check_composed(cfg) -> None:
     check_choices(choices.get("task") or cfg.task.name, cfg.task.accepts, chosen, choices.get("experiment"),
                   config_dirs())
     check_task_settings(cfg.task.module, choices.get("task") or cfg.task.name, choices.get("experiment"))
+    if cfg.get("decoder") is not None:
+        check_decoder(cfg.task.module.get("_target_"), choices.get("decoder") or "...",
+                      choices.get("task") or cfg.task.name, choices.get("experiment"))
+
+
+def check_decoder(task_target: str | None, decoder: str, task: str, experiment: str | None = None) -> None:
+    """Refuse a CTC decoder for a task that has no CTC output (its class takes no ``decoder``)."""
+    import inspect  # noqa: PLC0415
+
+    from hydra.utils import get_object  # noqa: PLC0415
+
+    try:
+        takes = "decoder" in inspect.signature(get_object(str(task_target))).parameters
+    except Exception:  # noqa: BLE001 - an unknown target is reported when it is instantiated
+        return
+    if not takes:
+        where = f"experiment={experiment} (task={task})" if experiment else f"task={task}"
+        raise IncompatibleOptions(f"decoder={decoder} cannot be used with {where}: it decodes CTC outputs, which "
+                                  f"only task=asr_emotion has; drop decoder=..., or use experiment=asr_emotion.")
 
 
 def check_task_settings(module, task: str, experiment: str | None) -> None:

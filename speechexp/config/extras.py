@@ -23,6 +23,8 @@ NEEDS: dict[tuple[str, str], tuple[str, str]] = {
     ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     ("logger", "tensorboard"): ("tensorboard", "tensorboard"),
     ("logger", "many"): ("tensorboard", "tensorboard"),
+    ("decoder", "beam"): ("flashlight.lib.text", "lm"),
+    ("decoder", "beam_lm"): ("flashlight.lib.text", "lm"),
 }
 
 

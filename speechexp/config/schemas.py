@@ -45,6 +45,7 @@ class TrainConfig:
     loss: Any = MISSING
     optimizer: Any = MISSING
     scheduler: Any = None
+    decoder: Any = None
     trainer: Any = MISSING
     logger: Any = None
     callbacks: Any = None
@@ -65,6 +66,7 @@ class EvalConfig:
     ckpt_path: str = MISSING
     trainer: Any = MISSING
     logger: Any = None
+    decoder: Any = None
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     report: bool = True
@@ -82,6 +84,7 @@ class InferConfig:
     words: bool = True
     figures: bool = False
     trainer: Any = MISSING
+    decoder: Any = None
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     threads: Optional[int] = None

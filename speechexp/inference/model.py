@@ -247,12 +247,16 @@ def emotion_names(checkpoint: dict, path: str | os.PathLike) -> list[str]:
     return [str(n) for n in names]
 
 
-def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> SeparationModel | AsrEmotionModel:
+def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
+               decoder: str | dict | None = None) -> SeparationModel | AsrEmotionModel:
     """Load a checkpoint written by ``speechexp-train`` for use on any audio.
 
     Args:
         ckpt_path: a ``.ckpt`` file (e.g. ``<run dir>/checkpoints/last.ckpt``).
         device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        decoder: asr_emotion's CTC decoder: ``"greedy"``, ``"beam"``, ``"beam_lm"`` (the
+            settings of ``conf/decoder/<name>.yaml``) or a config node; ``None``: the one the
+            checkpoint was tested with (greedy unless chosen at training).
 
     Raises:
         SpeechexpError: the file is missing, not a speechexp checkpoint, holds code,
@@ -263,7 +267,7 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu")
 
     from speechexp.runs.build import build_task  # noqa: PLC0415
     from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
-    from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
+    from speechexp.tasks.asr_emotion import TRANSCRIPTS_KEY, AsrEmotionTask  # noqa: PLC0415
     from speechexp.tasks.separation import SeparationTask  # noqa: PLC0415
 
     checkpoint = load_checkpoint(ckpt_path)
@@ -289,6 +293,9 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu")
         raise SpeechexpError(f"Checkpoint {ckpt_path} was trained for task {(config.get('task') or {}).get('name')!r} "
                              f"({target or 'no task class'}), which inference does not support; pass a "
                              "separation or asr_emotion checkpoint.")
-    task = build_task(OmegaConf.create(config), spec, export_dir=None)
+    task = build_task(OmegaConf.create(config), spec, export_dir=None,
+                      **({"decoder": decoder} if decoder is not None else {}))
     load_weights(task, checkpoint, ckpt_path)
+    if kind is AsrEmotionModel:
+        task.saved_transcripts = checkpoint.get(TRANSCRIPTS_KEY)
     return kind(task, checkpoint, device)

@@ -162,7 +162,7 @@ def predict_files(cfg: DictConfig, run_dir: Path) -> tuple[list[dict], list[int]
     from speechexp.runs.build import instantiate_checked  # noqa: PLC0415
 
     files, root = collect_inputs(str(cfg.input))
-    model = load_model(cfg.ckpt_path, device="cpu")  # the trainer moves it to its devices
+    model = load_model(cfg.ckpt_path, device="cpu", decoder=cfg.get("decoder"))  # the trainer moves it to its devices
     task = model.task
     if isinstance(model, SeparationModel):
         task.chunk_seconds, task.overlap_seconds = float(cfg.chunk_seconds), float(cfg.overlap_seconds)

@@ -10,7 +10,7 @@ character's first frame to its last character's last frame. A CTC frame lasts
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -106,15 +106,18 @@ def word_timings(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer, f
 
 def transcriptions(log_probs: torch.Tensor, out_lengths: torch.Tensor, emotion_logits: torch.Tensor,
                    tokenizer: CharTokenizer, emotion_names: Sequence[str], frame_seconds: float,
-                   words: bool = True) -> list[Transcription]:
+                   words: bool = True, decoder: Callable[[torch.Tensor, torch.Tensor], list[str]] | None = None
+                   ) -> list[Transcription]:
     """One :class:`Transcription` per utterance of the model's outputs: ``log_probs (T, N, C)``,
-    ``out_lengths [N]``, ``emotion_logits [N, emotions]``."""
+    ``out_lengths [N]``, ``emotion_logits [N, emotions]``; transcripts from ``decoder``
+    (:mod:`speechexp.inference.decoders`), greedy when it is ``None``."""
     log_probs = log_probs.detach().float().cpu()
     probs = emotion_logits.detach().float().softmax(-1).cpu()
+    texts = decoder(log_probs, out_lengths) if decoder is not None else None
     results = []
     for n, length in enumerate(out_lengths.cpu().tolist()):
         frames = log_probs[: int(length), n]
-        text = tokenizer.ctc_decode(frames.argmax(-1))
+        text = texts[n] if texts is not None else tokenizer.ctc_decode(frames.argmax(-1))
         p = probs[n].tolist()
         results.append(Transcription(
             text=text, emotion=emotion_names[int(np.argmax(p))],

@@ -70,6 +70,13 @@ def resolved_container(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False, enum_to_str=True)
 
 
+def hydra_choice(group: str) -> str | None:
+    """The option the running Hydra app chose for ``group`` (``None`` outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+
+
 def build_task(run_cfg: DictConfig, datamodule: pl.LightningDataModule, **overrides: Any) -> pl.LightningModule:
     """Instantiate the task's LightningModule with its model, loss and optimizer; the task
     saves ``run_cfg`` (resolved, as plain data) with its weights.
@@ -85,6 +92,13 @@ def build_task(run_cfg: DictConfig, datamodule: pl.LightningDataModule, **overri
     loss = instantiate_checked(run_cfg.loss, _convert_="all")
     optimizer = instantiate_checked(run_cfg.optimizer, _convert_="all")
     scheduler = instantiate_checked(run_cfg.scheduler, _convert_="all") if run_cfg.get("scheduler") else None
+    decoder = overrides.pop("decoder", None) or run_cfg.get("decoder")
+    if decoder is not None:  # asr_emotion's CTC decoder (conf/decoder); refused for other tasks
+        from speechexp.config.compatibility import check_decoder  # noqa: PLC0415
+
+        name = decoder if isinstance(decoder, str) else hydra_choice("decoder") or "..."
+        check_decoder(run_cfg.task.module.get("_target_"), name, run_cfg.task.get("name", "?"))
+        overrides["decoder"] = decoder
     # not recursive: the saved run config is data (its `_target_`s are not to be built), kept plain
     return instantiate_checked(run_cfg.task.module, _recursive_=False, _convert_="all", model=model, loss=loss,
                                optimizer=optimizer, scheduler=scheduler, run_config=resolved_container(run_cfg),

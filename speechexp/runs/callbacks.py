@@ -101,6 +101,12 @@ class EpochSummary(pl.Callback):
         self._seconds = {"train": 0.0, "val": 0.0}
         self._started = {"train": 0.0, "val": 0.0}
 
+    def state_dict(self) -> dict:
+        return {"best": self.best}  # a resumed or continued run's line keeps the run's best
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict.get("best", self.best)
+
     def _start(self, stage: str) -> None:
         self._started[stage] = time.perf_counter()
 

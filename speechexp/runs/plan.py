@@ -64,8 +64,10 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def identity(run_config: dict) -> dict[str, Any]:
-    """The flattened config without cosmetic keys: what defines a run's results."""
-    return {k: v for k, v in flatten(run_config).items() if not is_cosmetic(k)}
+    """The flattened config without cosmetic keys and unset (``None``) values: what defines
+    a run's results. A key a newer version adds as ``null`` (e.g. ``decoder``) leaves the
+    runs it did not know the same experiment."""
+    return {k: v for k, v in flatten(run_config).items() if not is_cosmetic(k) and v is not None}
 
 
 def differences(old: dict, new: dict, limit: int = 3) -> str:

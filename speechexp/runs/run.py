@@ -188,6 +188,8 @@ class Run:
         ckpt_path = self.best_checkpoint or self.start_from
         trainer.test(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         self.metrics.update(stage_metrics(trainer, ("test",)))
+        if getattr(task, "decoder", None) is not None:  # which CTC decoder the test/cer and test/wer are of
+            self.extra["decoder"] = task.decoder.describe()
         if trainer.loggers and trainer.is_global_zero:  # the curves so far, as an image in W&B / TensorBoard
             from speechexp.runs.media import log_images  # noqa: PLC0415
 

@@ -3,8 +3,8 @@
 The loss is ``asr_weight * CTC + emotion_weight * cross-entropy``; the CTC loss comes from
 the ``loss`` config group (the custom CTC or PyTorch's). A weight of 0 switches that
 task's training off (its loss is still computed and logged, without gradient). Logged
-per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (greedy decoding; val and
-test), emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and
+per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (val: greedy decoding; test:
+the ``decoder`` chosen, greedy by default, see :mod:`speechexp.inference.decoders`), emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and
 test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; see
 :func:`combined_score`); throughput is logged for every task by
 :class:`speechexp.runs.callbacks.EpochSummary`. After testing the run directory holds
@@ -34,6 +34,7 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from speechexp.data.speaker_norm import speaker_means, subtract_speaker_means
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
+from speechexp.inference.decoders import build_decoder
 from speechexp.inference.transcription import Transcription, transcriptions
 from speechexp.io import write_csv_atomic
 from speechexp.losses.ctc import ctc_alignment, ctc_alignment_targets
@@ -42,6 +43,7 @@ from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 
 STAGES = ("train", "val", "test")
 EMOTION_NAMES_KEY = "speechexp_emotion_names"  # the label order, saved with the weights
+TRANSCRIPTS_KEY = "speechexp_train_transcripts"  # what decoder=beam_lm fits its language model on
 NONFINITE_LOSS_HINT = ("likely cause: CTC inputs shorter than their targets (after the model's time subsampling); "
                        "set loss.zero_infinity=true, or use shorter targets or less subsampling (model.stride)")
 
@@ -68,13 +70,15 @@ class AsrEmotionTask(ConfiguredTask):
         speaker_norm: subtract each speaker's mean features (over all its utterances in
             the split, see :mod:`speechexp.data.speaker_norm`) before the model; the
             means are computed once from the datamodule's splits when the task is set up.
+        decoder: the test stage's and prediction's CTC decoder settings (``conf/decoder``;
+            ``None``: greedy). Validation always decodes greedily (fast, every epoch).
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  tokenizer: CharTokenizer, emotion_names: list[str], scheduler: Callable[..., Any] | None = None,
                  asr_weight: float = 1.0, emotion_weight: float = 1.0, export_dir: str | None = None,
                  monitor: str = "val/loss", speaker_norm: bool = False, run_config: dict | None = None,
-                 n_media: int = 3):
+                 n_media: int = 3, decoder: dict | str | None = None):
         super().__init__(optimizer, scheduler, monitor, run_config)
         self.speaker_norm, self.n_media = bool(speaker_norm), int(n_media)
         self._speaker_means: dict[str, torch.Tensor] | None = None
@@ -82,6 +86,8 @@ class AsrEmotionTask(ConfiguredTask):
         self.tokenizer, self.emotion_names = tokenizer, list(emotion_names)
         self.asr_weight, self.emotion_weight = float(asr_weight), float(emotion_weight)
         self.export_dir = Path(export_dir) if export_dir else None
+        self.decoder = build_decoder(decoder)
+        self.saved_transcripts: list[str] | None = None  # from a checkpoint, when there is no datamodule
         n_emotions = len(self.emotion_names)
         # keyed "<stage>_metrics": a bare "train" key would shadow nn.Module.train
         self.metrics = nn.ModuleDict({
@@ -107,8 +113,33 @@ class AsrEmotionTask(ConfiguredTask):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint[EMOTION_NAMES_KEY] = list(self.emotion_names)  # inference needs no dataset folder
+        transcripts = self.training_transcripts()
+        if transcripts is not None:
+            checkpoint[TRANSCRIPTS_KEY] = transcripts  # decoder=beam_lm anywhere the checkpoint goes
+
+    def _datamodule(self) -> Any:
+        trainer = getattr(self, "_trainer", None)
+        return getattr(trainer, "datamodule", None) if trainer is not None else None
+
+    def training_transcripts(self) -> list[str] | None:
+        """The training split's distinct normalised transcripts (from the datamodule, else the checkpoint)."""
+        datamodule = self._datamodule()
+        if datamodule is not None and hasattr(datamodule, "dataset"):
+            rows = datamodule.dataset("train").rows
+            return sorted({self.tokenizer.normalize(t) for t in rows["text"]})
+        return self.saved_transcripts
+
+    def prepare_decoder(self) -> None:
+        """Fit or load what the chosen decoder needs (beam_lm: the training transcripts' n-gram model)."""
+        if self.decoder.tokenizer is not None:
+            return
+        cache = getattr(self._datamodule(), "dataset_dir", None)
+        transcripts = self.training_transcripts() if self.decoder.needs_transcripts else None
+        self.decoder.prepare(self.tokenizer, transcripts, Path(cache) if cache else None)
 
     def setup(self, stage: str) -> None:
+        if stage in ("test", "predict"):
+            self.prepare_decoder()
         if not self.speaker_norm or self._speaker_means is not None or stage == "predict":
             return  # prediction batches carry their speaker means
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -146,7 +177,8 @@ class AsrEmotionTask(ConfiguredTask):
         metrics["uar"].update(predicted, batch["emotion"])
         hypotheses = None
         if stage != "train":
-            hypotheses = self.greedy_transcripts(log_probs.detach(), out_lengths)
+            decode = self.decoder if stage == "test" else self.greedy_transcripts
+            hypotheses = decode(log_probs.detach(), out_lengths)
             metrics["cer"].update(hypotheses, batch["text"])
             metrics["wer"].update(hypotheses, batch["text"])
         self.log_dict({f"{stage}/loss": loss, f"{stage}/ctc": ctc, f"{stage}/emotion_ce": emotion_ce},
@@ -188,8 +220,9 @@ class AsrEmotionTask(ConfiguredTask):
         log_probs, out_lengths, emotion_logits = self(features, lengths)
         model = self.model
         ctc_frame = self.frame_seconds * getattr(model, "stride", 1) / getattr(model, "ctc_upsample", 1)
+        self.prepare_decoder()
         return transcriptions(log_probs, out_lengths, emotion_logits, self.tokenizer, self.emotion_names,
-                              ctc_frame, words=self.predict_words)
+                              ctc_frame, words=self.predict_words, decoder=self.decoder)
 
     def predict_step(self, batch: dict, batch_idx: int = 0) -> dict:
         """``batch`` as :meth:`transcribe_batch` takes it, with ``index`` (list) and ``failed``

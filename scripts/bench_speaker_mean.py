@@ -1,0 +1,83 @@
+"""What a lone utterance costs a speaker-normalised model: CER, WER and UAR on a checkpoint's
+split when each utterance's speaker mean comes from 1 (the utterance itself), 2, 5 or all of
+that speaker's utterances in the split.
+
+    python scripts/bench_speaker_mean.py CKPT [--split test] [--data-dir data] [--counts 1,2,5,all]
+
+For k < all, each utterance's mean is over itself and k - 1 other utterances of its speaker,
+drawn at random (seeded); "all" is what training and testing use. Decoding is greedy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+
+import torch
+from omegaconf import OmegaConf
+from torchmetrics.functional.classification import multiclass_accuracy
+from torchmetrics.functional.text import char_error_rate, word_error_rate
+
+from speechexp.data.speaker_norm import subtract_speaker_means
+from speechexp.inference.transcription import mean_features
+from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
+from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("ckpt_path")
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"))
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--counts", default="1,2,5,all")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    checkpoint = load_checkpoint(args.ckpt_path)
+    run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    dataset_dir = prepare_dataset(run_cfg.dataset, args.data_dir)
+    datamodule = instantiate_checked(run_cfg.dataset.datamodule, dataset_dir=str(dataset_dir))
+    task = build_task(run_cfg, datamodule, export_dir=None)
+    load_weights(task, checkpoint, args.ckpt_path)
+    task.eval()
+    if not task.speaker_norm:
+        raise SystemExit("This checkpoint does not use speaker normalisation (task.module.speaker_norm=false).")
+    data = datamodule.dataset(args.split)
+    items = [data[i] for i in range(len(data))]
+    speakers = list(data.rows["speaker"])
+    by_speaker: dict[str, list[int]] = {}
+    for index, speaker in enumerate(speakers):
+        by_speaker.setdefault(speaker, []).append(index)
+    references = [item["text"] for item in items]
+    emotions = torch.tensor([item["emotion"] for item in items])
+    print(f"{len(items)} {args.split} utterances of {len(by_speaker)} speakers "
+          f"({min(map(len, by_speaker.values()))}-{max(map(len, by_speaker.values()))} each)\n")
+    print(f"| utterances per speaker mean ({args.split}) | CER | WER | UAR |")
+    print("|---|---:|---:|---:|")
+    for count in args.counts.split(","):
+        rng = random.Random(args.seed)
+        means = []
+        for index, speaker in enumerate(speakers):
+            others = [o for o in by_speaker[speaker] if o != index]
+            chosen = others if count == "all" else rng.sample(others, min(int(count) - 1, len(others)))
+            means.append(mean_features([items[i]["features"] for i in [index, *chosen]]))
+        hypotheses, predicted = [], []
+        with torch.no_grad():
+            for first in range(0, len(items), args.batch_size):
+                part = range(first, min(first + args.batch_size, len(items)))
+                lengths = torch.tensor([items[i]["features"].shape[0] for i in part])
+                features = torch.zeros(len(part), int(lengths.max()), items[first]["features"].shape[1])
+                for row, i in enumerate(part):
+                    features[row, : lengths[row]] = items[i]["features"]
+                features = subtract_speaker_means(features, lengths, [means[i] for i in part])
+                log_probs, out_lengths, emotion_logits = task(features, lengths)
+                hypotheses += task.greedy_transcripts(log_probs, out_lengths)
+                predicted.append(emotion_logits.argmax(-1))
+        uar = multiclass_accuracy(torch.cat(predicted), emotions, num_classes=len(task.emotion_names), average="macro")
+        print(f"| {count} | {float(char_error_rate(hypotheses, references)):.4f} | "
+              f"{float(word_error_rate(hypotheses, references)):.4f} | {float(uar):.4f} |")
+
+
+if __name__ == "__main__":
+    main()

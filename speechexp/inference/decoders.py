@@ -1,0 +1,239 @@
+"""CTC decoders: greedy (best path), beam search, and beam search with a word language model.
+
+- ``greedy``: the most likely class per frame, repeats merged, blanks dropped. No extra.
+- ``beam``: CTC prefix beam search over characters (flashlight-text's lexicon-free
+  decoder, the ``lm`` extra), ``beam_size`` prefixes kept per frame.
+- ``beam_lm``: the beam spells only words of a lexicon (the training transcripts' words)
+  and scores word sequences with a word n-gram model fitted on the training transcripts
+  (:mod:`speechexp.data.word_lm`), weighted by ``lm_weight``, plus ``word_score`` per word.
+  The ARPA file is built the first time and cached (in the dataset folder when there is one).
+
+A decoder is built from a config node (``conf/decoder/*.yaml``; ``None`` means greedy) by
+:func:`build_decoder`, prepared (:meth:`CTCDecoder.prepare`) with the tokenizer and the training
+transcripts, and called on ``log_probs (T, N, C)`` and ``lengths [N]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from speechexp.data.text import CharTokenizer
+from speechexp.errors import SpeechexpError
+
+log = logging.getLogger("speechexp.decoders")
+
+
+class CTCDecoder:
+    """Greedy decoding; the base of the beam decoders."""
+
+    kind = "greedy"
+    needs_transcripts = False
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+        self.tokenizer: CharTokenizer | None = None
+
+    def prepare(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None = None,
+                cache_dir: Path | None = None) -> "CTCDecoder":
+        """Bind the tokenizer (and, for ``beam_lm``, fit or load the language model of the
+        training ``transcripts``)."""
+        self.tokenizer = tokenizer
+        return self
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """Transcripts of ``log_probs (T, N, C)`` within each of ``lengths [N]``."""
+        best = log_probs.argmax(-1).T.cpu()  # (N, T)
+        return [self.tokenizer.ctc_decode(best[i, : int(n)]) for i, n in enumerate(lengths.cpu())]
+
+    def describe(self) -> str:
+        return self.kind
+
+
+class BeamSearchDecoder(CTCDecoder):
+    """CTC beam search (flashlight-text), with a lexicon and word n-gram model when ``lm``.
+
+    Args:
+        beam_size: prefixes kept per frame.
+        beam_size_token: classes tried per frame (``None``: all).
+        beam_threshold: prefixes scoring this much below the best are dropped.
+        lm: spell only training words and score them with the n-gram model.
+        lm_order: the n-gram order.
+        lm_weight: weight of the model's log10 probability against the acoustic log-probs.
+        word_score: added per word (positive: longer transcripts).
+        sil_score: added per word boundary (the space character).
+    """
+
+    def __init__(self, beam_size: int = 32, beam_size_token: int | None = None, beam_threshold: float = 25.0,
+                 lm: bool = False, lm_order: int = 3, lm_weight: float = 1.0, word_score: float = 0.0,
+                 sil_score: float = 0.0) -> None:
+        super().__init__()
+        if int(beam_size) < 1 or int(lm_order) < 1:
+            raise SpeechexpError("decoder.beam_size and decoder.lm_order must be at least 1.")
+        self.beam_size, self.beam_size_token = int(beam_size), beam_size_token
+        self.beam_threshold, self.lm, self.lm_order = float(beam_threshold), bool(lm), int(lm_order)
+        self.lm_weight, self.word_score, self.sil_score = float(lm_weight), float(word_score), float(sil_score)
+        self.kind = "beam_lm" if self.lm else "beam"
+        self.needs_transcripts = self.lm
+        self._decoder = None
+        self.words: list[str] = []
+
+    def describe(self) -> str:
+        text = f"{self.kind} (beam {self.beam_size}"
+        if self.lm:
+            text += f", {self.lm_order}-gram, lm_weight {self.lm_weight}, word_score {self.word_score}"
+        return text + ")"
+
+    def prepare(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None = None,
+                cache_dir: Path | None = None) -> "BeamSearchDecoder":
+        try:
+            from flashlight.lib.text import decoder as fl  # noqa: PLC0415
+        except ImportError:
+            raise SpeechexpError(f"decoder={self.kind} needs the optional 'lm' dependencies (flashlight-text); "
+                                 "run pip install 'speechexp[lm]', or use decoder=greedy.") from None
+        self.tokenizer = tokenizer
+        n_classes, space = tokenizer.vocab_size, tokenizer.encode("a b")[1]
+        token_size = n_classes if self.beam_size_token is None else int(self.beam_size_token)
+        # log_add=True: a prefix scores the sum over its alignments (prefix beam search), not the best one
+        if not self.lm:
+            options = fl.LexiconFreeDecoderOptions(self.beam_size, token_size, self.beam_threshold, 0.0,
+                                                   self.sil_score, True, fl.CriterionType.CTC)
+            self._decoder = fl.LexiconFreeDecoder(options, fl.ZeroLM(), space, tokenizer.blank_id, [])
+            return self
+        from flashlight.lib.text.decoder.kenlm import KenLM  # noqa: PLC0415
+        from flashlight.lib.text.dictionary import Dictionary  # noqa: PLC0415
+
+        arpa = self._language_model(tokenizer, transcripts, cache_dir)
+        self.words = sorted({line.split("\t")[1] for line in _unigram_lines(arpa)})
+        dictionary = Dictionary()
+        for word in self.words:
+            dictionary.add_entry(word)
+        with quiet_stderr():  # KenLM prints its loading progress bar on the C stderr
+            lm = KenLM(str(arpa), dictionary)
+        start = lm.start(False)
+        trie = fl.Trie(n_classes, space)
+        for index, word in enumerate(self.words):
+            if word.startswith("<"):
+                continue  # <s>, </s>, <unk>: never spelled
+            _, score = lm.score(start, index)
+            trie.insert(tokenizer.encode(word), index, score)
+        trie.smear(fl.SmearingMode.MAX)
+        options = fl.LexiconDecoderOptions(self.beam_size, token_size, self.beam_threshold, self.lm_weight,
+                                           self.word_score, float("-inf"), self.sil_score, True,
+                                           fl.CriterionType.CTC)
+        self._decoder = fl.LexiconDecoder(options, trie, lm, space, tokenizer.blank_id,
+                                          self.words.index("<unk>"), [], False)
+        self._lm = lm  # the decoder holds a reference the binding does not keep alive
+        return self
+
+    def _language_model(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None,
+                        cache_dir: Path | None) -> Path:
+        """The ARPA file of the training transcripts: cached by their content's hash."""
+        from speechexp.data.word_lm import write_arpa  # noqa: PLC0415
+
+        if transcripts is None:
+            raise SpeechexpError("decoder=beam_lm needs the training transcripts to fit its language model, and "
+                                 "this checkpoint does not hold them (trained before they were saved); evaluate it "
+                                 "with speechexp-eval ckpt_path=... decoder=beam_lm, which reads its dataset, or "
+                                 "use decoder=beam.")
+        sentences = sorted({tokenizer.normalize(t) for t in transcripts} - {""})
+        if not sentences:
+            raise SpeechexpError("decoder=beam_lm found no training transcripts to fit its language model on.")
+        digest = hashlib.sha1("\n".join(sentences).encode()).hexdigest()[:10]
+        name = f"words-{self.lm_order}gram-{digest}.arpa"
+        folders = ([Path(cache_dir) / "lm"] if cache_dir else []) + [Path(tempfile.gettempdir()) / "speechexp-lm"]
+        for folder in folders:
+            if (folder / name).is_file():
+                return folder / name
+        for folder in folders:  # a read-only dataset folder: the temporary folder instead
+            try:
+                path = write_arpa(sentences, folder / name, self.lm_order)
+            except OSError:
+                continue
+            log.info("Language model: %d-gram over %d training sentences -> %s", self.lm_order, len(sentences), path)
+            return path
+        raise SpeechexpError(f"Could not write the language model into {folders[0]}; make that folder writable.")
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        if self._decoder is None:
+            raise SpeechexpError(f"decoder={self.kind} was used before prepare().")
+        emissions = log_probs.detach().float().cpu().transpose(0, 1).contiguous()  # (N, T, C)
+        n_classes = emissions.shape[2]
+        texts = []
+        for n, length in enumerate(lengths.cpu().tolist()):
+            frames = emissions[n, : int(length)].contiguous()
+            if frames.shape[0] == 0:
+                texts.append("")
+                continue
+            best = self._decoder.decode(frames.data_ptr(), frames.shape[0], n_classes)[0]
+            if self.lm:
+                texts.append(" ".join(self.words[w] for w in best.words if w >= 0))
+            else:
+                texts.append(self.tokenizer.ctc_decode(best.tokens))
+        return texts
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (output of C++ code, which Python's redirection misses)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _unigram_lines(arpa: Path) -> list[str]:
+    lines, inside = [], False
+    with open(arpa, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if line == "\\1-grams:":
+                inside = True
+            elif inside and (not line or line.startswith("\\")):
+                break
+            elif inside:
+                lines.append(line)
+    return lines
+
+
+def decoder_settings(name: str) -> dict:
+    """The settings of ``conf/decoder/<name>.yaml`` (as the command line's ``decoder=<name>``)."""
+    from speechexp.config import CONF_DIR  # noqa: PLC0415
+    from speechexp.config.registry import read_yaml  # noqa: PLC0415
+
+    path = Path(CONF_DIR) / "decoder" / f"{name}.yaml"
+    if not path.is_file():
+        options = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
+        raise SpeechexpError(f"decoder {name!r} is unknown; use one of {options}.")
+    return read_yaml(path)
+
+
+def build_decoder(settings: Any) -> CTCDecoder:
+    """A decoder from its config node (``_target_`` and settings, as in ``conf/decoder``), or
+    an option's name (``"beam_lm"``); ``None`` → greedy."""
+    if settings is None:
+        return CTCDecoder()
+    if isinstance(settings, CTCDecoder):
+        return settings
+    if isinstance(settings, str):
+        settings = decoder_settings(settings)
+    from speechexp.runs.build import instantiate_checked  # noqa: PLC0415
+
+    decoder = instantiate_checked(dict(settings))
+    if not isinstance(decoder, CTCDecoder):
+        raise SpeechexpError(f"decoder {settings.get('_target_')} is not a CTC decoder "
+                             "(speechexp.inference.decoders.CTCDecoder).")
+    return decoder
