@@ -5,7 +5,9 @@ that speaker's utterances in the split.
     python scripts/bench_speaker_mean.py CKPT [--split test] [--data-dir data] [--counts 1,2,5,all]
 
 For k < all, each utterance's mean is over itself and k - 1 other utterances of its speaker,
-drawn at random (seeded); "all" is what training and testing use. Decoding is greedy.
+drawn at random (seeded); "all" is what training and testing use; "alone" is what prediction
+uses for a lone utterance of a model trained with ``speaker_mean_dropout`` (the training
+speakers' mean, saved in the checkpoint). Decoding is greedy.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from speechexp.data.speaker_norm import subtract_speaker_means
 from speechexp.inference.transcription import mean_features
 from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
 from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
+from speechexp.tasks.asr_emotion import LONE_MEAN_KEY
 
 
 def main() -> None:
@@ -41,6 +44,8 @@ def main() -> None:
     task = build_task(run_cfg, datamodule, export_dir=None)
     load_weights(task, checkpoint, args.ckpt_path)
     task.eval()
+    if checkpoint.get(LONE_MEAN_KEY) is not None:
+        task.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
     if not task.speaker_norm:
         raise SystemExit("This checkpoint does not use speaker normalisation (task.module.speaker_norm=false).")
     data = datamodule.dataset(args.split)
@@ -55,10 +60,14 @@ def main() -> None:
           f"({min(map(len, by_speaker.values()))}-{max(map(len, by_speaker.values()))} each)\n")
     print(f"| utterances per speaker mean ({args.split}) | CER | WER | UAR |")
     print("|---|---:|---:|---:|")
-    for count in args.counts.split(","):
+    counts = args.counts.split(",") + (["alone"] if task.lone_mean is not None else [])
+    for count in counts:
         rng = random.Random(args.seed)
         means = []
         for index, speaker in enumerate(speakers):
+            if count == "alone":
+                means.append(task.lone_mean)
+                continue
             others = [o for o in by_speaker[speaker] if o != index]
             chosen = others if count == "all" else rng.sample(others, min(int(count) - 1, len(others)))
             means.append(mean_features([items[i]["features"] for i in [index, *chosen]]))

@@ -114,3 +114,30 @@ def test_cli_writes_the_model_and_its_check(checkpoints, tmp_path):
     missing = run_cli("export", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={tmp_path / 'bad'}")
     assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith("Error: Checkpoint ")
     assert not list((tmp_path / "bad").glob("model*")) and not (tmp_path / "bad" / "results.json").exists()
+
+
+def test_the_readme_onnxruntime_example_prints_what_the_api_says(checkpoints, tmp_path):
+    """The README's example (onnxruntime and numpy alone, a lone recording) on an exported
+    model: the same transcript and emotion as ``load_model(...).transcribe``."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, cli_env
+
+    example = re.search(r"```python\n(import json, numpy as np, onnxruntime.*?)```", (REPO / "README.md").read_text(),
+                        re.S).group(1)
+    ckpt, dataset_dir = checkpoints["asr_emotion"]
+    model = load_model(ckpt)
+    assert model.task.lone_mean is not None  # the recipe trains the fallback for lone recordings
+    export_model(model, tmp_path / "model.onnx", "onnx")
+    wav = Path(dataset_dir) / split_rows(dataset_dir)[0]["path"]
+    shutil.copy(wav, tmp_path / "utterance.wav")
+    (tmp_path / "example.py").write_text(example)
+    done = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env=cli_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    audio, rate = read_audio(wav)
+    expected = model.transcribe(audio, rate, words=False)
+    assert done.stdout.strip() == f"{expected.text} {expected.emotion}".strip()

@@ -278,12 +278,13 @@ def test_eval_with_beam_lm_fits_the_lm_on_training_transcripts_and_records_its_m
     from speechexp.evaluate import evaluate
 
     checkpoint = trained["asr"]["best_checkpoint"]
-    cfg = compose_config("eval", [f"ckpt_path={checkpoint}", "decoder=beam_lm"], tmp_path / "eval")
+    cfg = compose_config("eval", [f"ckpt_path={checkpoint}", "decoder=beam_lm",
+                                  f"paths.data_dir={trained['root'] / 'data'}"], tmp_path / "eval")
     metrics = evaluate(cfg)
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert results["decoder"].startswith("beam_lm (beam 64, 3-gram")
     assert 0 <= metrics["test/wer"] and 0 <= metrics["test/cer"] and results["test/wer"] == metrics["test/wer"]
-    dataset = Path(trained["asr"]["dataset_dir"])
+    dataset = Path(results["dataset_dir"])
     arpa = list((dataset / "lm").glob("words-3gram-*.arpa"))
     assert len(arpa) == 1  # fitted once, in the dataset folder
     test_words = {w for row in read_rows(tmp_path / "eval" / "test_predictions.csv") for w in row["hypothesis"].split()}
@@ -305,4 +306,30 @@ def test_a_decoder_for_a_separation_checkpoint_is_refused_before_anything_is_wri
                    "decoder=beam", f"hydra.run.dir={tmp_path / 'out'}")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "decoder=beam cannot be used with task=separation" in done.stderr
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out" / "results.json").exists() and not (tmp_path / "out" / "predictions.csv").exists()
+
+
+def test_a_model_trained_with_speaker_mean_dropout_reads_a_lone_recording_with_its_saved_mean(trained, tmp_path):
+    """speaker_mean_dropout: the training speakers' mean is saved with the weights, and a
+    recording with no other recording of its speaker is normalised with it, not its own mean."""
+    from speechexp import load_model
+    from speechexp.tasks.asr_emotion import LONE_MEAN_KEY
+
+    run = trained["asr"]  # the recipe trains with task.module.speaker_mean_dropout=0.1
+    checkpoint = torch.load(run["best_checkpoint"], weights_only=True, map_location="cpu")
+    assert len(checkpoint[LONE_MEAN_KEY]) == 80
+    model = load_model(run["best_checkpoint"])
+    assert torch.equal(model.task.lone_mean, torch.tensor(checkpoint[LONE_MEAN_KEY]))
+    path = read_rows(Path(run["run_dir"]) / "test_predictions.csv")[0]["path"]
+    audio, rate = sf.read(path, dtype="float32")
+    alone = model.transcribe(audio, rate, words=False)
+    saved = model.transcribe(audio, rate, speaker_mean=np.array(checkpoint[LONE_MEAN_KEY]), words=False)
+    own = model.transcribe(audio, rate, speaker_mean=model.speaker_mean([audio], rate), words=False)
+    assert alone.emotion_probs == pytest.approx(saved.emotion_probs, abs=1e-6)
+    assert alone.emotion_probs != pytest.approx(own.emotion_probs, abs=1e-6)
+    # a model trained without it (no saved mean) uses the recording's own mean
+    plain = load_model(trained["asr"]["best_checkpoint"])
+    plain.task.lone_mean = None
+    assert plain.transcribe(audio, rate, words=False).emotion_probs == pytest.approx(
+        plain.transcribe(audio, rate, speaker_mean=plain.speaker_mean([audio], rate), words=False).emotion_probs,
+        abs=1e-6)

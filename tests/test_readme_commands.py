@@ -19,7 +19,7 @@ from tests.conftest import REPO, run_cli
 README = (REPO / "README.md").read_text()
 MODULES = {"speechexp-train": "train", "speechexp-eval": "evaluate", "speechexp-prepare": "prepare",
            "speechexp-plot": "plot", "speechexp-compare": "compare", "speechexp-infer": "infer",
-           "speechexp-report": "report"}
+           "speechexp-report": "report", "speechexp-export": "export"}
 TINY = ("dataset.preparer.n_examples=20", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2",
         "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false")
 TINY_ASR = ("dataset.preparer.num_speakers=10", "dataset.preparer.utterances_per_speaker=5",
@@ -94,11 +94,11 @@ def test_readme_command_runs(command, workspace):
         else:
             assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
         return
-    if module == "infer":  # composed; and run where its checkpoint was trained here and its input exists
+    if module in ("infer", "export"):  # composed; and run where its checkpoint was trained here and its input exists
         result = run_cli(module, *args, "--cfg", "job", "--resolve", cwd=workspace)
         assert result.returncode == 0 and "Traceback" not in result.stderr, f"{command}\n{result.stderr[-2000:]}"
         setting = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
-        if (workspace / setting["ckpt_path"]).is_file() and list(workspace.glob(setting["input"])):
+        if (workspace / setting["ckpt_path"]).is_file() and list(workspace.glob(setting.get("input", "*"))):
             result = run_cli(module, *args, f"hydra.run.dir=outputs/readme/{abs(hash(command))}", cwd=workspace)
             assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
         return
@@ -107,7 +107,8 @@ def test_readme_command_runs(command, workspace):
             args = [re.sub(r"^([\w./]+)=([^,=\[]+),.*$", r"\1=\2", a) for a in args if a != "-m"]
         result = run_cli(module, *args, "--cfg", "job", "--resolve", cwd=workspace)
         assert result.returncode == 0 and "Traceback" not in result.stderr, f"{command}\n{result.stderr[-2000:]}"
-        if module == "evaluate":  # and the evaluation itself, of the run trained here
+        ckpt = next((a.split("=", 1)[1] for a in args if a.startswith("ckpt_path=")), "")
+        if module == "evaluate" and (workspace / ckpt).is_file():  # and the evaluation of the run trained here
             result = run_cli(module, *args, "hydra.run.dir=outputs/eval", cwd=workspace)
             assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
         return

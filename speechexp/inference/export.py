@@ -48,6 +48,8 @@ def graph_of(model: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
         meta = {"kind": "asr_emotion", "sample_rate": model.sample_rate, "n_mels": model.logmel.n_mels,
                 "labels": ["<blank>", *task.tokenizer.chars], "blank": 0, "emotions": model.emotion_names,
                 "speaker_norm": model.speaker_norm, "inputs": inputs,
+                # the speaker_mean for a recording with no other recording of its speaker (null: its own mean_features)
+                "lone_speaker_mean": None if getattr(task, "lone_mean", None) is None else task.lone_mean.tolist(),
                 "outputs": ["log_probs", "out_lengths", "emotion_logits", "mean_features"]}
     return graph.cpu().eval(), meta
 

@@ -154,12 +154,16 @@ class SeparationLoader:
 
 class FeatureLoader:
     """A file's log-mel ``features [frames, n_mels]`` and its ``speaker_mean [n_mels]``: its
-    speaker's (``means[speakers[index]]``) or, without speakers, its own."""
+    speaker's (``means[speakers[index]]``) or, without speakers, ``lone_mean`` (the model's
+    mean for a lone utterance) when given, else its own."""
 
     def __init__(self, logmel: Any, speaker_norm: bool, speakers: list[str] | None = None,
-                 means: dict[str, torch.Tensor] | None = None) -> None:
+                 means: dict[str, torch.Tensor] | None = None, lone_mean: torch.Tensor | None = None) -> None:
         self.logmel, self.speaker_norm = logmel, bool(speaker_norm)
-        self.speakers, self.means = speakers, means or {}
+        self.speakers, self.means, self.fallback = speakers, means or {}, lone_mean
+
+    def lone_mean(self, features) -> torch.Tensor:
+        return self.fallback if self.fallback is not None else mean_features([features])
 
     def features(self, audio, rate: int):
         return self.logmel(resample(audio, rate, self.logmel.sample_rate))
@@ -169,7 +173,7 @@ class FeatureLoader:
         item: dict[str, Any] = {"features": torch.from_numpy(features)}
         if self.speaker_norm:
             speaker = self.speakers[index] if self.speakers is not None else None
-            item["speaker_mean"] = self.means[speaker] if speaker is not None else mean_features([features])
+            item["speaker_mean"] = self.means[speaker] if speaker is not None else self.lone_mean(features)
         return item
 
     def speaker_means(self, files: Sequence[Path]) -> None:

@@ -209,13 +209,14 @@ class AsrEmotionModel(LoadedModel):
                       for label in set(labels)}
             return [shared[label] for label in labels]
         if speaker_mean is None:
-            return [mean_features([f]) for f in features]
+            return [self.task.mean_of_lone_utterance(torch.as_tensor(f)) for f in features]
         given = speaker_mean if isinstance(speaker_mean, (list, tuple)) else [speaker_mean] * n
         if len(given) != n:
             raise SpeechexpError(f"{n} recordings but {len(given)} speaker means; pass one for all or one each.")
         means = []
         for f, mean in zip(features, given):
-            mean = mean_features([f]) if mean is None else torch.as_tensor(np.asarray(mean), dtype=torch.float32)
+            mean = (self.task.mean_of_lone_utterance(torch.as_tensor(f)) if mean is None
+                    else torch.as_tensor(np.asarray(mean), dtype=torch.float32))
             if mean.shape != (self.logmel.n_mels,):
                 raise SpeechexpError(f"speaker_mean has shape {tuple(mean.shape)}, not ({self.logmel.n_mels},); "
                                      "compute it with model.speaker_mean(utterances, sample_rate).")
@@ -267,7 +268,7 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
 
     from speechexp.runs.build import build_task  # noqa: PLC0415
     from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
-    from speechexp.tasks.asr_emotion import TRANSCRIPTS_KEY, AsrEmotionTask  # noqa: PLC0415
+    from speechexp.tasks.asr_emotion import LONE_MEAN_KEY, TRANSCRIPTS_KEY, AsrEmotionTask  # noqa: PLC0415
     from speechexp.tasks.separation import SeparationTask  # noqa: PLC0415
 
     checkpoint = load_checkpoint(ckpt_path)
@@ -298,4 +299,6 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
     load_weights(task, checkpoint, ckpt_path)
     if kind is AsrEmotionModel:
         task.saved_transcripts = checkpoint.get(TRANSCRIPTS_KEY)
+        if checkpoint.get(LONE_MEAN_KEY) is not None:
+            task.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
     return kind(task, checkpoint, device)

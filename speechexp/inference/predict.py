@@ -149,7 +149,8 @@ def build_dataset(model: SeparationModel | AsrEmotionModel, files: list[Path], s
     labels = assign_speakers(files, speakers)
     if not model.speaker_norm and labels is not None:
         log.info("This model uses no speaker statistics (speaker_norm=false): speakers=%s changes nothing.", speakers)
-    loader = FeatureLoader(model.logmel, model.speaker_norm, labels if model.speaker_norm else None)
+    loader = FeatureLoader(model.logmel, model.speaker_norm, labels if model.speaker_norm else None,
+                           lone_mean=getattr(model.task, "lone_mean", None))
     if model.speaker_norm and labels is not None:
         loader.speaker_means(files)
     return InferenceFiles(files, loader)

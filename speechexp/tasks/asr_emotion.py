@@ -44,6 +44,7 @@ from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 STAGES = ("train", "val", "test")
 EMOTION_NAMES_KEY = "speechexp_emotion_names"  # the label order, saved with the weights
 TRANSCRIPTS_KEY = "speechexp_train_transcripts"  # what decoder=beam_lm fits its language model on
+LONE_MEAN_KEY = "speechexp_lone_speaker_mean"  # the mean a lone utterance is normalised with
 NONFINITE_LOSS_HINT = ("likely cause: CTC inputs shorter than their targets (after the model's time subsampling); "
                        "set loss.zero_infinity=true, or use shorter targets or less subsampling (model.stride)")
 
@@ -72,15 +73,22 @@ class AsrEmotionTask(ConfiguredTask):
             means are computed once from the datamodule's splits when the task is set up.
         decoder: the test stage's and prediction's CTC decoder settings (``conf/decoder``;
             ``None``: greedy). Validation always decodes greedily (fast, every epoch).
+        speaker_mean_dropout: with ``speaker_norm``, the share of training utterances whose
+            speaker mean is replaced by the mean over the training speakers (saved with the
+            weights): the model learns to read an utterance with no other utterance of its
+            speaker, and prediction normalises such an utterance (``speakers=none``) with that
+            mean instead of its own.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  tokenizer: CharTokenizer, emotion_names: list[str], scheduler: Callable[..., Any] | None = None,
                  asr_weight: float = 1.0, emotion_weight: float = 1.0, export_dir: str | None = None,
                  monitor: str = "val/loss", speaker_norm: bool = False, run_config: dict | None = None,
-                 n_media: int = 3, decoder: dict | str | None = None):
+                 n_media: int = 3, decoder: dict | str | None = None, speaker_mean_dropout: float = 0.0):
         super().__init__(optimizer, scheduler, monitor, run_config)
         self.speaker_norm, self.n_media = bool(speaker_norm), int(n_media)
+        self.speaker_mean_dropout = float(speaker_mean_dropout)
+        self.lone_mean: torch.Tensor | None = None  # [n_mels], when trained with speaker_mean_dropout
         self._speaker_means: dict[str, torch.Tensor] | None = None
         self.model, self.ctc = model, loss
         self.tokenizer, self.emotion_names = tokenizer, list(emotion_names)
@@ -116,6 +124,13 @@ class AsrEmotionTask(ConfiguredTask):
         transcripts = self.training_transcripts()
         if transcripts is not None:
             checkpoint[TRANSCRIPTS_KEY] = transcripts  # decoder=beam_lm anywhere the checkpoint goes
+        if self.lone_mean is not None:
+            checkpoint[LONE_MEAN_KEY] = self.lone_mean.tolist()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        if checkpoint.get(LONE_MEAN_KEY) is not None:
+            self.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
 
     def _datamodule(self) -> Any:
         trainer = getattr(self, "_trainer", None)
@@ -149,6 +164,10 @@ class AsrEmotionTask(ConfiguredTask):
         self._speaker_means = {}
         for split in STAGES:
             self._speaker_means.update(speaker_means(datamodule.dataset(split)))
+        if self.speaker_mean_dropout > 0 and self.lone_mean is None:
+            train_paths = set(datamodule.dataset("train").rows["path"])
+            per_speaker = {id(m): m for p, m in self._speaker_means.items() if p in train_paths}
+            self.lone_mean = torch.stack(list(per_speaker.values())).mean(0)  # each training speaker counts once
 
     def model_input(self, batch: dict) -> torch.Tensor:
         """The batch's features ``[batch, frames, n_mels]``, speaker-normalised when asked."""
@@ -159,7 +178,18 @@ class AsrEmotionTask(ConfiguredTask):
         except (KeyError, TypeError) as missing:
             raise SpeechexpError(f"No speaker statistics for {missing}; speaker_norm needs every utterance "
                                  "in the datamodule's splits.") from None
+        if self.training and self.speaker_mean_dropout > 0 and self.lone_mean is not None:
+            lone = (torch.rand(len(means)) < self.speaker_mean_dropout).tolist()
+            means = [self.lone_mean if alone else mean for alone, mean in zip(lone, means)]
         return subtract_speaker_means(batch["features"], batch["feature_lengths"], means)
+
+    def mean_of_lone_utterance(self, features: torch.Tensor) -> torch.Tensor:
+        """The speaker mean ``[n_mels]`` for an utterance ``[frames, n_mels]`` with no other
+        utterance of its speaker: the training speakers' mean when the model learned to read
+        it (``speaker_mean_dropout``), else the utterance's own mean."""
+        from speechexp.inference.transcription import mean_features  # noqa: PLC0415
+
+        return self.lone_mean if self.lone_mean is not None else mean_features([features])
 
     def _shared_step(self, batch: dict, stage: str):
         log_probs, out_lengths, emotion_logits = self(self.model_input(batch), batch["feature_lengths"])
