@@ -11,23 +11,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from speechexp.errors import SpeechexpError
+from speechexp.runs.entry import entry_point
 
 
-def main(argv: list[str] | None = None) -> None:
+@entry_point
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="speechexp-report", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="run dir or multirun folder")
     args = parser.parse_args(argv)
     from speechexp.reports import write_report  # noqa: PLC0415
 
-    try:
-        for path in args.paths:
-            html_path, _ = write_report(path)
-            print(html_path)
-    except SpeechexpError as exc:
-        print(f"Error: {exc}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    for path in args.paths:
+        html_path, _ = write_report(path)
+        print(html_path)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

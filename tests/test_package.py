@@ -120,13 +120,14 @@ def test_your_own_experiment_from_a_config_dir(installed, tmp_path):
 def test_core_install_runs_both_studies_and_names_the_extra_an_option_needs(installed, tmp_path):
     python = str(installed / "bin" / "python")
     missing = run([python, "-c", "import importlib.util as u; print([m for m in ('optuna', 'tensorboard', "
-                   "'submitit', 'hydra_plugins') if u.find_spec(m)])"], tmp_path)
+                   "'submitit', 'hydra_plugins', 'flashlight') if u.find_spec(m)])"], tmp_path)
     assert missing.stdout.strip() == "[]"  # the extras really are absent
     train = str(installed / "bin" / "speechexp-train")
     run([train, "experiment=asr_emotion", "debug=fdr", "logger=csv", "hydra.run.dir=outputs/asr"], tmp_path)
     assert json.loads((tmp_path / "outputs" / "asr" / "results.json").read_text())["status"] == "completed"
     for option, extra in [("hparams_search=separation_optuna", "optuna"), ("hydra/launcher=joblib", "joblib"),
-                          ("hydra/launcher=slurm", "slurm"), ("logger=tensorboard", "tensorboard")]:
+                          ("hydra/launcher=slurm", "slurm"), ("logger=tensorboard", "tensorboard"),
+                          ("decoder=beam_lm", "lm")]:
         refused = run([train, option, "debug=fdr", "hydra.run.dir=outputs/refused"], tmp_path, check=False)
         assert refused.returncode != 0, option
         lines = refused.stderr.strip().splitlines()
