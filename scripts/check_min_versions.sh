@@ -23,4 +23,4 @@ PY
 # the fast tests: configs, CTC, data, runs and a one-batch training of both studies
 "$VENV/bin/python" -m pytest -q -x -m "not slow and not gpu" -p no:cacheprovider \
   tests/test_configs.py tests/test_ctc.py tests/test_corpora.py tests/test_emotional_speech.py \
-  tests/test_runs.py tests/test_cli.py
+  tests/test_runs.py tests/test_cli.py tests/test_decoders.py
