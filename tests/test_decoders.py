@@ -119,3 +119,12 @@ def test_an_unknown_decoder_is_named_with_the_choices():
 def test_unknown_settings_are_refused():
     with pytest.raises(SpeechexpError):
         build_decoder({"_target_": "speechexp.inference.decoders.BeamSearchDecoder", "beam_width": 3})
+
+
+def test_an_unwritable_dataset_folder_caches_the_model_in_the_temporary_folder(tmp_path):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("")  # lm/ cannot be created under a file (root ignores permissions)
+    log_probs, lengths = emissions("the cat sat on the mat", swap={4: "k"})
+    decoder = build_decoder("beam_lm").prepare(TOKENIZER, TRAINING, blocked)
+    assert decoder(log_probs, lengths) == ["the cat sat on the mat"]

@@ -150,10 +150,9 @@ class BeamSearchDecoder(CTCDecoder):
         digest = hashlib.sha1("\n".join(sentences).encode()).hexdigest()[:10]
         name = f"words-{self.lm_order}gram-{digest}.arpa"
         folders = ([Path(cache_dir) / "lm"] if cache_dir else []) + [Path(tempfile.gettempdir()) / "speechexp-lm"]
-        for folder in folders:
+        for folder in folders:  # the dataset folder; the temporary one only when that is read-only
             if (folder / name).is_file():
                 return folder / name
-        for folder in folders:  # a read-only dataset folder: the temporary folder instead
             try:
                 path = write_arpa(sentences, folder / name, self.lm_order)
             except OSError:
