@@ -4,8 +4,8 @@ The loss is ``asr_weight * CTC + emotion_weight * cross-entropy``; the CTC loss 
 the ``loss`` config group (the custom CTC or PyTorch's). A weight of 0 switches that
 task's training off (its loss is still computed and logged, without gradient). Logged
 per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (val: greedy decoding; test:
-the ``decoder`` chosen, greedy by default, see :mod:`speechexp.inference.decoders`), emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and
-test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; see
+the ``decoder`` chosen, greedy by default, see :mod:`speechexp.inference.decoders`),
+emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; see
 :func:`combined_score`); throughput is logged for every task by
 :class:`speechexp.runs.callbacks.EpochSummary`. After testing the run directory holds
 ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment figure
@@ -34,8 +34,8 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from speechexp.data.speaker_norm import speaker_means, subtract_speaker_means
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
-from speechexp.inference.decoders import build_decoder
-from speechexp.inference.transcription import Transcription, transcriptions
+from speechexp.inference.decoders import CTCDecoder, build_decoder
+from speechexp.inference.transcription import Transcription, mean_features, transcriptions
 from speechexp.io import write_csv_atomic
 from speechexp.losses.ctc import ctc_alignment, ctc_alignment_targets
 from speechexp.tasks.base import ConfiguredTask
@@ -95,6 +95,7 @@ class AsrEmotionTask(ConfiguredTask):
         self.asr_weight, self.emotion_weight = float(asr_weight), float(emotion_weight)
         self.export_dir = Path(export_dir) if export_dir else None
         self.decoder = build_decoder(decoder)
+        self.greedy = CTCDecoder().prepare(tokenizer)
         self.saved_transcripts: list[str] | None = None  # from a checkpoint, when there is no datamodule
         n_emotions = len(self.emotion_names)
         # keyed "<stage>_metrics": a bare "train" key would shadow nn.Module.train
@@ -115,8 +116,7 @@ class AsrEmotionTask(ConfiguredTask):
 
     def greedy_transcripts(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Best-path decoding of ``log_probs (T, N, C)`` within each length."""
-        best = log_probs.argmax(-1).T.cpu()  # (N, T)
-        return [self.tokenizer.ctc_decode(best[i, : int(n)]) for i, n in enumerate(lengths.cpu())]
+        return self.greedy(log_probs, lengths)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -133,8 +133,11 @@ class AsrEmotionTask(ConfiguredTask):
             self.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
 
     def _datamodule(self) -> Any:
-        trainer = getattr(self, "_trainer", None)
-        return getattr(trainer, "datamodule", None) if trainer is not None else None
+        """The trainer's datamodule; ``None`` for a task loaded for inference (no trainer)."""
+        try:
+            return getattr(self.trainer, "datamodule", None)
+        except RuntimeError:  # Lightning: "not attached to a Trainer"
+            return None
 
     def training_transcripts(self) -> list[str] | None:
         """The training split's distinct normalised transcripts (from the datamodule, else the checkpoint)."""
@@ -187,8 +190,6 @@ class AsrEmotionTask(ConfiguredTask):
         """The speaker mean ``[n_mels]`` for an utterance ``[frames, n_mels]`` with no other
         utterance of its speaker: the training speakers' mean when the model learned to read
         it (``speaker_mean_dropout``), else the utterance's own mean."""
-        from speechexp.inference.transcription import mean_features  # noqa: PLC0415
-
         return self.lone_mean if self.lone_mean is not None else mean_features([features])
 
     def _shared_step(self, batch: dict, stage: str):
