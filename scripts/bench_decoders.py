@@ -49,14 +49,36 @@ def split_outputs(ckpt_path: str, split: str, data_dir: str):
     return task, outputs, transcripts, dataset_dir
 
 
-def measure(decoder: CTCDecoder, outputs) -> tuple[float, float, float]:
-    """CER, WER and utterances per second of ``decoder`` over ``outputs``."""
+def measure(decoder: CTCDecoder, outputs) -> tuple[float, float, float, list[str]]:
+    """CER, WER, utterances per second and the hypotheses of ``decoder`` over ``outputs``."""
     started = time.perf_counter()
     hypotheses = [decoder(log_probs, length)[0] for log_probs, length, _ in outputs]
     seconds = time.perf_counter() - started
     references = [text for _, _, text in outputs]
     return (float(char_error_rate(hypotheses, references)), float(word_error_rate(hypotheses, references)),
-            len(outputs) / seconds)
+            len(outputs) / seconds, hypotheses)
+
+
+def letters_apart(a: str, b: str) -> int:
+    """Levenshtein distance of two words in characters."""
+    row = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        diagonal, row[0] = row[0], i
+        for j, char_b in enumerate(b, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (char_a != char_b))
+    return row[-1]
+
+
+def error_kinds(hypotheses: list[str], references: list[str], training_words: set[str]) -> str:
+    """What a lexicon and a word model can repair: wrong words one letter from the right one
+    (in hypotheses with the reference's word count), and reference words never in training."""
+    wrong = [(h, r) for hyp, ref in zip(hypotheses, references) if len(hyp.split()) == len(ref.split())
+             for h, r in zip(hyp.split(), ref.split()) if h != r]
+    near = sum(letters_apart(h, r) == 1 for h, r in wrong)
+    words = [w for ref in references for w in ref.split()]
+    unseen = sum(w not in training_words for w in words)
+    return (f"greedy: {near} of {len(wrong)} wrong words are one letter from the right one (in hypotheses with the "
+            f"reference's word count); {unseen} of {len(words)} reference words are not in the training transcripts")
 
 
 def main() -> None:
@@ -76,6 +98,8 @@ def main() -> None:
     rows = []
     greedy = CTCDecoder().prepare(task.tokenizer)
     rows.append(("greedy", *measure(greedy, outputs)))
+    training_words = {w for sentence in transcripts for w in sentence.split()}
+    print(error_kinds(rows[0][4], [text for _, _, text in outputs], training_words) + "\n")
     beam = BeamSearchDecoder(beam_size=args.beam_size).prepare(task.tokenizer)
     rows.append((f"beam {args.beam_size}", *measure(beam, outputs)))
     for weight in (float(w) for w in args.lm_weights.split(",")):
@@ -87,7 +111,7 @@ def main() -> None:
     base_speed = rows[0][3]
     print(f"| decoder ({args.split}) | CER | WER | utterances/s | speed vs greedy |")
     print("|---|---:|---:|---:|---:|")
-    for name, cer, wer, speed in rows:
+    for name, cer, wer, speed, _ in rows:
         print(f"| {name} | {cer:.4f} | {wer:.4f} | {speed:.0f} | {speed / base_speed:.2f} |")
 
 

@@ -24,7 +24,6 @@ from speechexp.data.speaker_norm import subtract_speaker_means
 from speechexp.inference.transcription import mean_features
 from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
 from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
-from speechexp.tasks.asr_emotion import LONE_MEAN_KEY
 
 
 def main() -> None:
@@ -44,8 +43,7 @@ def main() -> None:
     task = build_task(run_cfg, datamodule, export_dir=None)
     load_weights(task, checkpoint, args.ckpt_path)
     task.eval()
-    if checkpoint.get(LONE_MEAN_KEY) is not None:
-        task.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
+    task.restore_saved_data(checkpoint)
     if not task.speaker_norm:
         raise SystemExit("This checkpoint does not use speaker normalisation (task.module.speaker_norm=false).")
     data = datamodule.dataset(args.split)

@@ -27,6 +27,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from speechexp.data.text import CharTokenizer
+from speechexp.data.word_lm import BOS, EOS, UNK, write_arpa
 from speechexp.errors import SpeechexpError
 
 log = logging.getLogger("speechexp.decoders")
@@ -38,8 +39,7 @@ class CTCDecoder:
     kind = "greedy"
     needs_transcripts = False
 
-    def __init__(self, **settings: Any) -> None:
-        self.settings = settings
+    def __init__(self) -> None:
         self.tokenizer: CharTokenizer | None = None
 
     def prepare(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None = None,
@@ -111,8 +111,8 @@ class BeamSearchDecoder(CTCDecoder):
         from flashlight.lib.text.decoder.kenlm import KenLM  # noqa: PLC0415
         from flashlight.lib.text.dictionary import Dictionary  # noqa: PLC0415
 
-        arpa = self._language_model(tokenizer, transcripts, cache_dir)
-        self.words = sorted({line.split("\t")[1] for line in _unigram_lines(arpa)})
+        arpa, sentences = self._language_model(tokenizer, transcripts, cache_dir)
+        self.words = sorted({w for sentence in sentences for w in sentence.split()} | {BOS, EOS, UNK})  # its unigrams
         dictionary = Dictionary()
         for word in self.words:
             dictionary.add_entry(word)
@@ -135,9 +135,9 @@ class BeamSearchDecoder(CTCDecoder):
         return self
 
     def _language_model(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None,
-                        cache_dir: Path | None) -> Path:
-        """The ARPA file of the training transcripts: cached by their content's hash."""
-        from speechexp.data.word_lm import write_arpa  # noqa: PLC0415
+                        cache_dir: Path | None) -> tuple[Path, list[str]]:
+        """The ARPA file of the training transcripts (cached by their content's hash) and the
+        distinct normalised sentences it was fitted on."""
 
         if transcripts is None:
             raise SpeechexpError("decoder=beam_lm needs the training transcripts to fit its language model, and "
@@ -152,13 +152,13 @@ class BeamSearchDecoder(CTCDecoder):
         folders = ([Path(cache_dir) / "lm"] if cache_dir else []) + [Path(tempfile.gettempdir()) / "speechexp-lm"]
         for folder in folders:  # the dataset folder; the temporary one only when that is read-only
             if (folder / name).is_file():
-                return folder / name
+                return folder / name, sentences
             try:
                 path = write_arpa(sentences, folder / name, self.lm_order)
             except OSError:
                 continue
             log.info("Language model: %d-gram over %d training sentences -> %s", self.lm_order, len(sentences), path)
-            return path
+            return path, sentences
         raise SpeechexpError(f"Could not write the language model into {folders[0]}; make that folder writable.")
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
@@ -192,20 +192,6 @@ def quiet_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def _unigram_lines(arpa: Path) -> list[str]:
-    lines, inside = [], False
-    with open(arpa, encoding="utf-8") as handle:
-        for line in handle:
-            line = line.rstrip("\n")
-            if line == "\\1-grams:":
-                inside = True
-            elif inside and (not line or line.startswith("\\")):
-                break
-            elif inside:
-                lines.append(line)
-    return lines
 
 
 def decoder_settings(name: str) -> dict:

@@ -268,7 +268,7 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
 
     from speechexp.runs.build import build_task  # noqa: PLC0415
     from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
-    from speechexp.tasks.asr_emotion import LONE_MEAN_KEY, TRANSCRIPTS_KEY, AsrEmotionTask  # noqa: PLC0415
+    from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
     from speechexp.tasks.separation import SeparationTask  # noqa: PLC0415
 
     checkpoint = load_checkpoint(ckpt_path)
@@ -298,7 +298,5 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
                       **({"decoder": decoder} if decoder is not None else {}))
     load_weights(task, checkpoint, ckpt_path)
     if kind is AsrEmotionModel:
-        task.saved_transcripts = checkpoint.get(TRANSCRIPTS_KEY)
-        if checkpoint.get(LONE_MEAN_KEY) is not None:
-            task.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
+        task.restore_saved_data(checkpoint)
     return kind(task, checkpoint, device)

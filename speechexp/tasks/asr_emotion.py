@@ -129,8 +129,15 @@ class AsrEmotionTask(ConfiguredTask):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
+        self.restore_saved_data(checkpoint)
+
+    def restore_saved_data(self, checkpoint: dict) -> None:
+        """What :meth:`on_save_checkpoint` stored beside the weights: the lone-recording mean
+        and the training transcripts (for ``decoder=beam_lm`` without the dataset)."""
         if checkpoint.get(LONE_MEAN_KEY) is not None:
             self.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
+        if checkpoint.get(TRANSCRIPTS_KEY) is not None:
+            self.saved_transcripts = list(checkpoint[TRANSCRIPTS_KEY])
 
     def _datamodule(self) -> Any:
         """The trainer's datamodule; ``None`` for a task loaded for inference (no trainer)."""
