@@ -19,7 +19,6 @@ Layout of ``OUT`` (as the script writes it): ``spectrograms/`` (``speechexp-plot
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import pandas as pd  # noqa: E402
 
 from speechexp.errors import SpeechexpError  # noqa: E402
 from speechexp.reports import html as h  # noqa: E402
+from speechexp.runs.plan import read_json  # noqa: E402
 from speechexp.reports.run_page import clips, final_metrics  # noqa: E402
 from speechexp.viz.curves import CSV_LOG, epoch_table  # noqa: E402
 from speechexp.viz.spectrogram import save_figure  # noqa: E402
@@ -40,10 +40,8 @@ SEED_BEST = {"model.units": "8", "optimizer.lr": "0.0003"}  # the seed's "8 unit
 
 
 def _json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    """The file's JSON object, ``None`` when it is missing or unreadable."""
+    return read_json(path) or None
 
 
 def missing(what: Path) -> str:

@@ -5,24 +5,17 @@ sample of its outputs (a separated example to play, or test predictions), as
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import yaml
 
 from speechexp.reports import html as h
+from speechexp.runs.plan import read_json
 
 MAX_FIGURES = 12      # PNGs embedded from figures/ (curves and confusion matrix first)
 MAX_CLIPS = 5         # WAVs embedded (mixture, 2 estimates, 2 references)
 MAX_PREDICTIONS = 10  # rows of test_predictions.csv shown
 FIRST_FIGURES = ("curves.png", "emotion_confusion.png", "ctc_alignment.png")
-
-
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _csv_rows(path: Path, limit: int) -> tuple[list[dict], list[str]]:
@@ -99,7 +92,7 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     """Write ``run_dir/report.html`` and ``report.md``; return their paths."""
     from speechexp.io import write_text_atomic  # noqa: PLC0415
 
-    results, run = _json(run_dir / "results.json"), _json(run_dir / "run.json")
+    results, run = read_json(run_dir / "results.json"), read_json(run_dir / "run.json")
     overrides = []
     try:
         overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
