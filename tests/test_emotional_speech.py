@@ -71,7 +71,7 @@ def test_default_config_has_many_voices():
     prep = EmotionalSpeechPreparer()
     pool = len(espeak.ENGLISH_BASE_VOICES) * len(espeak.HUMAN_VARIANTS)
     assert pool >= 60 and set(espeak.HUMAN_VARIANTS) <= set(espeak.available_variants())
-    voices = prep.voices()
+    voices = prep.espeak_voices()
     assert len(set(voices)) == prep.num_speakers >= 60
     assert len({b for b, _ in voices}) == len(espeak.ENGLISH_BASE_VOICES)
     assert 3000 <= prep.num_speakers * prep.utterances_per_speaker <= 4000

@@ -151,6 +151,19 @@ def check_composed(cfg) -> None:
     if cfg.get("decoder") is not None:
         check_decoder(cfg.task.module.get("_target_"), choices.get("decoder") or "...",
                       choices.get("task") or cfg.task.name, choices.get("experiment"))
+    check_dataset_requirements(cfg.get("dataset"))
+
+
+def check_dataset_requirements(dataset_cfg) -> None:
+    """Refuse a dataset whose build needs what is not installed (a speech engine, a word
+    list) in its preparer's one sentence, before a run starts: preparers that can tell
+    offer ``check_requirements()``."""
+    from hydra.utils import get_object, instantiate  # noqa: PLC0415
+
+    preparer = dataset_cfg.get("preparer") if dataset_cfg is not None else None
+    if preparer is None or not hasattr(get_object(str(preparer.get("_target_"))), "check_requirements"):
+        return
+    instantiate(preparer, _convert_="all").check_requirements()
 
 
 def check_decoder(task_target: str | None, decoder: str, task: str, experiment: str | None = None) -> None:
@@ -219,6 +232,16 @@ def check_command_line(argv: list[str], conf_dir: str | Path, config_name: str =
         if own_task and own_task != task:
             raise IncompatibleOptions(f"{group}={option} sets task={own_task}, so it cannot be used with "
                                       f"experiment={experiment} (task={task}); use an experiment of task={own_task}.")
+    for group, option in picked.items():  # a group inside another option, e.g. dataset/voices=natural
+        parent, _, sub = group.partition("/")
+        if not sub or "/" in sub or parent in ("hydra", "schema"):
+            continue
+        parent_option = picked.get(parent) or _default_choice(_find(conf_dirs, "experiment", experiment or ""),
+                                                              parent, conf_dirs)
+        owners = sorted(o for o, path in _options(conf_dirs, parent).items() if _default_choice(path, sub) is not None)
+        if parent_option and parent_option not in owners and owners:
+            raise IncompatibleOptions(f"{group}={option} is an option of {parent}={'|'.join(owners)}, so it cannot be "
+                                      f"used with {parent}={parent_option}; choose {parent}={owners[0]} or drop it.")
     if not any(group in chosen for group in CHECKED_GROUPS):
         return
     kinds = {g: (chosen[g], option_kind(g, read_yaml(_find(conf_dirs, g, chosen[g]) or Path())))

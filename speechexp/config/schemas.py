@@ -67,6 +67,7 @@ class EvalConfig:
     trainer: Any = MISSING
     logger: Any = None
     decoder: Any = None
+    dataset: Any = None
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
     report: bool = True

@@ -1,16 +1,17 @@
 """Emotional speech batches for multitask ASR + emotion: dataset, collate and datamodule.
 
 The datamodule reads only ``metadata.csv`` (columns ``path, speaker, emotion, text,
-duration, split`` and optionally ``sample_rate``) and the audio it names; relative paths
+duration, split`` and optionally ``sample_rate`` and ``source``) and the audio it names; relative paths
 are relative to the dataset folder. Batches are dicts::
 
     features        [batch, frames, n_mels] float32, zero-padded
     feature_lengths [batch] long
     tokens          [batch, tokens] long, padded with 0 (the CTC blank)
     token_lengths   [batch] long
-    emotion         [batch] long, index into ``emotion_names``
+    emotion         [batch] long, index into ``emotion_names`` (-1: no label, evaluation only)
     text            list[str] (normalised transcripts)
     path            list[str]
+    source          list[str] (where each recording comes from, for per-source metrics; "" if unknown)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("path", "speaker", "emotion", "text", "duration", "split")
 # Canonical label order; emotions not listed here follow alphabetically.
+UNLABELLED = -1  # the emotion target of a recording without an emotion label
 EMOTION_ORDER = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised", "calm")
 
 
@@ -50,13 +52,15 @@ def read_metadata_frame(dataset_dir: str | os.PathLike) -> pd.DataFrame:
 
 class EmotionSpeechDataset(Dataset):
     """Utterances of one split; item ``i`` is a dict of ``features [frames, n_mels]``, ``tokens [tokens]``,
-    ``emotion`` (int), ``text`` and ``path``."""
+    ``emotion`` (int; -1 for a recording without an emotion label), ``text``, ``path`` and
+    ``source`` (the metadata's ``source`` column, else "")."""
 
     def __init__(self, rows: pd.DataFrame, logmel: LogMel, tokenizer: CharTokenizer,
                  emotion_index: dict[str, int], cache: FeatureCache) -> None:
         self.rows = rows.reset_index(drop=True)
         self.logmel, self.tokenizer, self.cache = logmel, tokenizer, cache
         self.emotion_index = emotion_index
+        self.sources = list(self.rows["source"]) if "source" in self.rows.columns else [""] * len(self.rows)
         has_rate = "sample_rate" in self.rows.columns
         self.file_rates = [int(r) for r in self.rows["sample_rate"]] if has_rate else [logmel.sample_rate] * len(self.rows)
 
@@ -75,9 +79,10 @@ class EmotionSpeechDataset(Dataset):
         return {
             "features": torch.from_numpy(np.asarray(features, dtype=np.float32)),
             "tokens": torch.tensor(self.tokenizer.encode(text), dtype=torch.long),
-            "emotion": self.emotion_index[row["emotion"]],
+            "emotion": self.emotion_index.get(row["emotion"], UNLABELLED),
             "text": text,
             "path": path,
+            "source": self.sources[index],
         }
 
 
@@ -98,6 +103,7 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "tokens": tokens, "token_lengths": token_lengths,
         "emotion": torch.tensor([it["emotion"] for it in items], dtype=torch.long),
         "text": [it["text"] for it in items], "path": [it["path"] for it in items],
+        "source": [it["source"] for it in items],
     }
 
 
@@ -154,13 +160,13 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
             params=feature_params(self.logmel),
         )
         frame = read_metadata_frame(self.dataset_dir)
-        present = sorted(set(frame["emotion"]))
+        present = sorted(set(frame["emotion"]) - {""})
         if emotions is None:
             emotions = [e for e in EMOTION_ORDER if e in present] + [e for e in present if e not in EMOTION_ORDER]
         self.emotion_names: list[str] = [str(e) for e in emotions]
         if not self.emotion_names:
             raise SpeechexpError(f"{self.dataset_dir / METADATA_FILE} has no rows; re-run speechexp-prepare.")
-        keep = frame["emotion"].isin(self.emotion_names)
+        keep = frame["emotion"].isin(self.emotion_names) | (frame["emotion"] == "")  # "": no label (evaluation)
         if max_duration is not None:
             keep &= frame["duration"].astype(float) <= float(max_duration)
         if (~keep).any():

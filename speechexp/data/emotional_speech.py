@@ -6,6 +6,15 @@ own random baseline (rate, pitch, pitch range, loudness). Each emotion moves pro
 jitter around the emotion's target, so the classes overlap somewhat. A spectral tilt
 (brighter for angry/happy, darker for sad) is applied after synthesis. Splits are
 speaker- and sentence-disjoint: val and test hold voices and sentences unseen in train.
+
+Beyond espeak (the ``dataset/voices`` config group): ``voices`` adds offline engines built
+from real speakers (:mod:`speechexp.data.tts`), each heard as ``speakers_per_voice``
+pseudo-speakers with their own vocal-tract warp, pitch and rate; ``val_voices`` and
+``test_voices`` hold whole voices out (leave-one-voice-out, the offline stand-in for
+people). ``general_text`` is the share of utterances that say general English word
+sequences (:mod:`speechexp.data.general_text`) instead of grammar sentences, and
+``degrade`` the share of training utterances sent through a drawn room, noise or phone
+channel (:mod:`speechexp.data.channel`). All of them off gives the espeak corpus as before.
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ import librosa
 import numpy as np
 from scipy.signal import lfilter
 
-from speechexp.data import espeak
+from speechexp.data import channel, espeak, tts
 from speechexp.data.emotion_splits import SPLITS, split_groups
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.progress import progress
+from speechexp.data.general_text import word_sequences
 from speechexp.data.sentences import sentence_bank
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic, write_wav_atomic
@@ -53,8 +63,19 @@ DEFAULT_EMOTIONS = ["neutral", "happy", "sad", "angry", "fearful"]
 METADATA_COLUMNS = [
     "path", "speaker", "emotion", "text", "duration", "split", "sample_rate", "voice",
     "variant", "gender", "sentence_id", "rate", "pitch", "pitch_range", "volume",
-    "word_gap", "tilt",
+    "word_gap", "tilt", "source", "warp", "channel",
 ]
+# What each natural voice's speaker is (for the gender column)
+NATURAL_GENDER = {"flite:kal16": "male", "flite:awb": "male", "flite:rms": "male", "flite:slt": "female",
+                  "festival:kal": "male", "festival:ked": "male", "festival:slt": "female", "piper:joe": "male"}
+# Fields that add to the espeak corpus; at these values the corpus (and its fingerprint) is
+# the espeak-only one.
+EXTENSION_DEFAULTS: dict[str, Any] = {
+    "voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None, "warp_spread": 0.06,
+    "raised_fraction": 1 / 3,
+    "general_text": 0.0, "general_vocabulary": 20000, "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
+    "degrade_rt60_s": [0.15, 0.6],
+}
 
 
 def available_cores() -> int:
@@ -105,6 +126,17 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     prosody: dict[str, dict[str, float]] | None = None
     seed: int = 0
     num_workers: int | None = None
+    voices: list[str] | None = None
+    speakers_per_voice: int = 0
+    val_voices: list[str] | None = None
+    test_voices: list[str] | None = None
+    warp_spread: float = 0.06
+    raised_fraction: float = 1 / 3
+    general_text: float = 0.0
+    general_vocabulary: int = 20000
+    degrade: float = 0.0
+    degrade_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
+    degrade_rt60_s: list[float] = field(default_factory=lambda: [0.15, 0.6])
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields plus the resolved voices and prosody targets, so that changing the
@@ -112,7 +144,13 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         ``num_workers``, which changes how fast, not what."""
         fields = super().fingerprint_fields()
         fields.pop("num_workers")
-        fields["resolved"] = {"voices": self.voices(), "targets": self.emotion_targets(), "format": 1}
+        if not self.natural_voices():  # the espeak-only corpus keeps its folder name
+            for key in ("voices", "speakers_per_voice", "val_voices", "test_voices", "warp_spread", "raised_fraction"):
+                fields.pop(key)
+        for key, default in EXTENSION_DEFAULTS.items():
+            if key in fields and fields[key] == default:
+                fields.pop(key)
+        fields["resolved"] = {"voices": self.espeak_voices(), "targets": self.emotion_targets(), "format": 1}
         return fields
 
     # ------------------------------------------------------------------ planning
@@ -129,7 +167,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
             )
         return {e: table[e] for e in self.emotions}
 
-    def voices(self) -> list[tuple[str, str]]:
+    def espeak_voices(self) -> list[tuple[str, str]]:
         """The chosen ``(base_voice, variant)`` pairs, ``num_speakers`` of them, seeded."""
         bases = self.base_voices or list(espeak.ENGLISH_BASE_VOICES)
         variants = self.variants or list(espeak.HUMAN_VARIANTS)
@@ -142,6 +180,35 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         rng = random.Random(self.seed)
         return sorted(rng.sample(pool, self.num_speakers))
 
+    def natural_voices(self) -> list[str]:
+        """The engine voices (``engine:voice``) that add pseudo-speakers, checked by name."""
+        names = list(self.voices or []) if self.speakers_per_voice > 0 else []
+        for name in names + list(self.val_voices or []) + list(self.test_voices or []):
+            tts.split_voice(name)
+        held_out = [v for v in list(self.val_voices or []) + list(self.test_voices or []) if v not in names]
+        if held_out:
+            raise SpeechexpError(
+                f"Held-out voice(s) {held_out} are not in dataset.preparer.voices; add them there or drop them."
+            )
+        return names
+
+    def check_requirements(self) -> None:
+        """One sentence with the install command when a configured engine (or the word
+        list of ``general_text``) is missing."""
+        tts.check_installed(self.natural_voices())
+        if self.general_text > 0:
+            from speechexp.data.general_text import word_list  # noqa: PLC0415
+
+            word_list(self.general_vocabulary)
+
+    def texts(self) -> tuple[list[str], list[str]]:
+        """The grammar sentences and (when ``general_text > 0``) the general word sequences;
+        sentence ids number the grammar sentences first."""
+        grammar = sentence_bank(self.num_sentences, seed=self.seed)
+        if self.general_text <= 0:
+            return grammar, []
+        return grammar, word_sequences(self.num_sentences, self.general_vocabulary, seed=self.seed + 7)
+
     def plan(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Utterance plan (no audio): ``(utterances, sentences)`` as lists of dicts."""
         if self.num_speakers < 3 or self.utterances_per_speaker < 1 or self.num_sentences < 3:
@@ -150,11 +217,15 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                 "utterances_per_speaker >= 1; raise them."
             )
         targets = self.emotion_targets()
-        texts = sentence_bank(self.num_sentences, seed=self.seed)
-        sentence_split = split_groups(range(len(texts)), self.val_fraction, self.test_fraction, self.seed + 1)
-        voices = self.voices()
+        grammar, general = self.texts()
+        texts = grammar + general
+        sentence_split = split_groups(range(len(grammar)), self.val_fraction, self.test_fraction, self.seed + 1)
+        sentence_split.update({len(grammar) + i: s for i, s in split_groups(
+            range(len(general)), self.val_fraction, self.test_fraction, self.seed + 11).items()})
+        voices = self.espeak_voices()
         speaker_split = split_groups(voices, self.val_fraction, self.test_fraction, self.seed + 2)
-        pools = {s: [i for i in range(len(texts)) if sentence_split[i] == s] for s in SPLITS}
+        pools = {s: [i for i in range(len(grammar)) if sentence_split[i] == s] for s in SPLITS}
+        general_pools = {s: [i for i in range(len(grammar), len(texts)) if sentence_split[i] == s] for s in SPLITS}
         sentences = [{"sentence_id": i, "text": t, "split": sentence_split[i]} for i, t in enumerate(texts)]
 
         rng = np.random.default_rng(self.seed + 3)
@@ -172,8 +243,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                 "volume": 100.0 * max(0.5, 1 + sr * SPEAKER_SPREAD["volume"] * rng.standard_normal()),
             }
             n = self.utterances_per_speaker
-            order = rng.permutation(len(pool))
-            chosen = [pool[order[k % len(pool)]] for k in range(n)]
+            chosen = self._choose_texts(rng, pool, general_pools[split], n)
             offset = index % len(self.emotions)  # rotate so leftovers stay balanced overall
             emotions = [self.emotions[(k + offset) % len(self.emotions)] for k in range(n)]
             rng.shuffle(emotions)
@@ -196,12 +266,113 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                     "volume": int(np.clip(round(volume), 10, 200)),
                     "word_gap": int(max(0, round(sp * t["word_gap"]))),
                     "tilt": round(float(np.clip(tilt, -1, 1)), 3),
+                    "source": "espeak", "warp": 1.0,
                 })
+        utterances += self._plan_natural(rng, texts, pools, general_pools, sentence_split)
+        self._plan_channels(utterances)
         return utterances, sentences
+
+    def _choose_texts(self, rng: np.random.Generator, pool: list[int], general_pool: list[int], n: int) -> list[int]:
+        """``n`` sentence ids from ``pool`` (grammar), each replaced with probability
+        ``general_text`` by one from ``general_pool``."""
+        order = rng.permutation(len(pool))
+        chosen = [pool[order[k % len(pool)]] for k in range(n)]
+        if general_pool and self.general_text > 0:
+            swap = rng.random(n) < self.general_text
+            picks = rng.choice(general_pool, size=n)
+            chosen = [int(g) if s else c for c, g, s in zip(chosen, picks, swap)]
+        return chosen
+
+    def _plan_natural(self, rng: np.random.Generator, texts: list[str], pools: dict, general_pools: dict,
+                      sentence_split: dict) -> list[dict[str, Any]]:
+        """Utterances of the natural voices' pseudo-speakers. Each pseudo-speaker has a
+        vocal-tract warp (log-normal, ``warp_spread``), a pitch and a rate baseline; a
+        ``raised_fraction`` of the male voices' pseudo-speakers are raised into the
+        female/child range (warp 1.1-1.2, pitch x1.5-1.8).
+        Emotions move rate, pitch (factor ``2 ** (pitch / 50)`` of espeak's offset), range
+        (``2 ** (pitch_range / 35)``), volume and tilt like espeak's."""
+        voices = self.natural_voices()
+        if not voices:
+            return []
+        targets = self.emotion_targets()
+        held = {v: "val" for v in self.val_voices or []} | {v: "test" for v in self.test_voices or []}
+        pseudo = [f"{v}#{k:02d}" for v in voices for k in range(self.speakers_per_voice)]
+        auto_split = split_groups([p for p in pseudo if p.split("#")[0] not in held],
+                                  self.val_fraction, self.test_fraction, self.seed + 12) if not held else {}
+        sp, j = self.emotion_strength, self.jitter
+        out = []
+        for index, speaker in enumerate(pseudo):
+            voice = speaker.split("#")[0]
+            split = held.get(voice) or auto_split.get(speaker, "train")
+            raised = NATURAL_GENDER[voice] == "male" and rng.random() < self.raised_fraction
+            warp = float(np.clip(np.exp(self.warp_spread * rng.standard_normal()), 0.8, 1.25))
+            pitch = float(np.exp(0.1 * rng.standard_normal()))
+            if raised:
+                warp, pitch = float(rng.uniform(1.1, 1.2)), float(rng.uniform(1.5, 1.8))
+            rate = max(0.6, 1 + self.speaker_spread * SPEAKER_SPREAD["rate"] * rng.standard_normal())
+            volume = max(0.5, 1 + self.speaker_spread * SPEAKER_SPREAD["volume"] * rng.standard_normal())
+            n = self.utterances_per_speaker
+            chosen = self._choose_texts(rng, pools[split], general_pools[split], n)
+            offset = index % len(self.emotions)
+            emotions = [self.emotions[(k + offset) % len(self.emotions)] for k in range(n)]
+            rng.shuffle(emotions)
+            folder = f"nat{index:03d}"
+            for k, (sid, emotion) in enumerate(zip(chosen, emotions)):
+                t = targets[emotion]
+                out.append({
+                    "path": f"wavs/{folder}/{folder}_{k:03d}.wav", "speaker": speaker, "emotion": emotion,
+                    "text": texts[sid], "split": split, "voice": voice, "variant": "", "sentence_id": sid,
+                    "rate": round(rate * (1 + sp * (t["rate"] - 1)) * (1 + j * UTTERANCE_JITTER["rate"] * rng.standard_normal()), 4),
+                    "pitch": round(pitch * 2 ** ((sp * t["pitch"] + j * UTTERANCE_JITTER["pitch"] * rng.standard_normal()) / 50), 4),
+                    "pitch_range": round(2 ** ((sp * t["pitch_range"] + j * UTTERANCE_JITTER["pitch_range"] * rng.standard_normal()) / 35), 4),
+                    "volume": round(100 * volume * (1 + sp * (t["volume"] - 1)) * (1 + j * UTTERANCE_JITTER["volume"] * rng.standard_normal())),
+                    "word_gap": 0,
+                    "tilt": round(float(np.clip(sp * t["tilt"] + j * UTTERANCE_JITTER["tilt"] * rng.standard_normal(), -1, 1)), 3),
+                    "source": voice, "warp": round(warp, 4),
+                })
+        return out
+
+    def _plan_channels(self, utterances: list[dict[str, Any]]) -> None:
+        """Draw the recording channel of each utterance: a ``degrade`` share of the training
+        ones get a room, noise or a phone line; the rest (and all of val/test) stay clean."""
+        rng = np.random.default_rng(self.seed + 13)
+        for utt in utterances:
+            condition = channel.Degradation()
+            if utt["split"] == "train" and self.degrade > 0 and rng.random() < self.degrade:
+                condition = channel.draw(rng, tuple(self.degrade_snr_db), tuple(self.degrade_rt60_s))
+            utt["channel"] = condition.describe()
 
     # ------------------------------------------------------------------ synthesis
     def render(self, utt: dict[str, Any], index: int) -> np.ndarray:
         """Audio ``[time]`` at ``sample_rate`` Hz for one planned utterance."""
+        audio = self._render_espeak(utt, index) if utt["source"] == "espeak" else self._render_natural(utt, index)
+        rng = np.random.default_rng([self.seed, index])
+        if self.snr_db is not None:
+            rms = float(np.sqrt(np.mean(audio**2)))
+            audio = audio + rng.standard_normal(audio.size).astype(np.float32) * rms * 10 ** (-self.snr_db / 20)
+        condition = parse_channel(utt.get("channel", "clean"))
+        return channel.degrade(audio.astype(np.float32), self.sample_rate, condition, rng)
+
+    def _render_natural(self, utt: dict[str, Any], index: int) -> np.ndarray:
+        """A natural voice: the engine renders rate (and pitch/range where it can), the
+        pseudo-speaker's warp moves formants and pitch together; voices without pitch
+        control carry the utterance's pitch factor in the warp."""
+        warp = float(utt["warp"])
+        probe = tts.synthesize(utt["voice"], utt["text"], tts.Style(
+            rate=float(utt["rate"]) / warp, pitch=float(utt["pitch"]) / warp,
+            pitch_range=float(utt["pitch_range"]), seed=self.seed * 100003 + index))
+        if not probe.native_pitch:  # the warp carries the pitch: render at the rate that ends right
+            warp = float(np.clip(warp * float(utt["pitch"]), 0.75, 1.35))
+            probe = tts.synthesize(utt["voice"], utt["text"], tts.Style(
+                rate=float(utt["rate"]) / warp, seed=self.seed * 100003 + index))
+        if probe.audio.size == 0:
+            raise RuntimeError(f"{utt['voice']} produced no audio for {utt['text']!r}")
+        audio = channel.warp(probe.audio, probe.sample_rate, warp, self.sample_rate)
+        audio = apply_tilt(audio * float(utt["volume"]) / 100.0, float(utt["tilt"]))
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        return (audio / peak * 0.95 if peak > 0.99 else audio).astype(np.float32)
+
+    def _render_espeak(self, utt: dict[str, Any], index: int) -> np.ndarray:
         prosody = espeak.Prosody(
             rate=utt["rate"], pitch=utt["pitch"], pitch_range=utt["pitch_range"],
             volume=utt["volume"], word_gap=utt["word_gap"],
@@ -210,28 +381,24 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         if audio.size == 0:
             raise RuntimeError(f"espeak-ng produced no audio for {utt['speaker']}: {utt['text']!r}")
         audio = apply_tilt(audio, utt["tilt"])
-        audio = librosa.resample(audio, orig_sr=espeak.sample_rate(), target_sr=self.sample_rate, res_type="soxr_hq")
-        if self.snr_db is not None:
-            rng = np.random.default_rng([self.seed, index])
-            rms = float(np.sqrt(np.mean(audio**2)))
-            audio = audio + rng.standard_normal(audio.size).astype(np.float32) * rms * 10 ** (-self.snr_db / 20)
-        return audio.astype(np.float32)
+        return librosa.resample(audio, orig_sr=espeak.sample_rate(), target_sr=self.sample_rate, res_type="soxr_hq")
 
     def build(self, folder: Path) -> None:
         """Synthesise every planned utterance into ``folder`` and write the metadata."""
+        self.check_requirements()
         utterances, sentences = self.plan()
         workers = max(1, min(self.num_workers or available_cores(), len(utterances)))
         log.info("Synthesising %d utterances from %d voices in %d process(es)",
-                 len(utterances), self.num_speakers, workers)
+                 len(utterances), len({u["speaker"] for u in utterances}), workers)
         write = partial(synthesise_into, self, folder)
         jobs = list(enumerate(utterances))
         with ProcessPoolExecutor(workers) if workers > 1 else _InProcess() as pool:
             durations = list(progress(pool.map(write, jobs, chunksize=16), len(jobs), "Synthesis"))
-        genders = {v: espeak.variant_gender(v) for v in sorted({u["variant"] for u in utterances})}
+        genders = {v: espeak.variant_gender(v) for v in sorted({u["variant"] for u in utterances if u["variant"]})}
         for utt, duration in zip(utterances, durations):
             utt["duration"] = duration
             utt["sample_rate"] = self.sample_rate
-            utt["gender"] = genders[utt["variant"]]
+            utt["gender"] = genders[utt["variant"]] if utt["source"] == "espeak" else NATURAL_GENDER[utt["voice"]]
         write_csv_atomic(folder / "sentences.csv", sentences, ["sentence_id", "text", "split"])
         summary = {
             split: {
@@ -243,9 +410,19 @@ class EmotionalSpeechPreparer(DatasetPreparer):
             for split in SPLITS
         }
         summary["emotions"] = {e: sum(u["emotion"] == e for u in utterances) for e in self.emotions}
+        summary["sources"] = {src: {split: sum(u["source"] == src and u["split"] == split for u in utterances)
+                                    for split in SPLITS} for src in sorted({u["source"] for u in utterances})}
         write_json_atomic(folder / "summary.json", summary)
         write_csv_atomic(folder / METADATA_FILE, utterances, METADATA_COLUMNS)
         log.info("Synthetic corpus: %s", summary)
+
+
+def parse_channel(described: str) -> channel.Degradation:
+    """The inverse of :meth:`channel.Degradation.describe` (``"reverb+noise snr=9.2 rt60=0.31"``)."""
+    kind, *params = described.split() or ["clean"]
+    values = dict(p.split("=", 1) for p in params)
+    return channel.Degradation(kind, float(values["snr"]) if "snr" in values else None,
+                               float(values["rt60"]) if "rt60" in values else None)
 
 
 def synthesise_into(preparer: EmotionalSpeechPreparer, folder: Path, job: tuple[int, dict[str, Any]]) -> float:

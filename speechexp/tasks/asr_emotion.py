@@ -23,12 +23,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
-from torchmetrics.functional.text import char_error_rate
+from torchmetrics.functional.text import char_error_rate, word_error_rate
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from speechexp.data.speaker_norm import speaker_means, subtract_speaker_means
@@ -53,6 +54,27 @@ def combined_score(cer: torch.Tensor | float, uar: torch.Tensor | float) -> torc
     """The multitask score ``((1 - cer) + uar) / 2``: 1 is perfect on both tasks, and one
     point of CER counts as much as one point of UAR. Logged as ``<stage>/score``."""
     return ((1 - torch.as_tensor(cer, dtype=torch.float32)) + torch.as_tensor(uar, dtype=torch.float32)) / 2
+
+
+def per_source_metrics(rows: list[dict], emotion_names: list[str]) -> dict[str, float]:
+    """``test/cer/<source>``, ``test/wer/<source>`` (and ``test/uar/<source>`` over the rows
+    with an emotion label) when the test rows come from two or more sources (the corpus'
+    voices, a labelled folder's ``source`` column)."""
+    sources = sorted({row["source"] for row in rows if row["source"]})
+    if len(sources) < 2:
+        return {}
+    out = {}
+    for source in sources:
+        mine = [row for row in rows if row["source"] == source]
+        hypotheses, texts = [row["hypothesis"] for row in mine], [row["text"] for row in mine]
+        out[f"test/cer/{source}"] = float(char_error_rate(hypotheses, texts))
+        out[f"test/wer/{source}"] = float(word_error_rate(hypotheses, texts))
+        labelled = [row for row in mine if row["emotion"]]
+        if labelled:
+            recalls = [np.mean([r["predicted_emotion"] == e for r in labelled if r["emotion"] == e])
+                       for e in emotion_names if any(r["emotion"] == e for r in labelled)]
+            out[f"test/uar/{source}"] = float(np.mean(recalls))
+    return out
 
 
 class AsrEmotionTask(ConfiguredTask):
@@ -177,7 +199,8 @@ class AsrEmotionTask(ConfiguredTask):
         if self.speaker_mean_dropout > 0 and self.lone_mean is None:
             train_paths = set(datamodule.dataset("train").rows["path"])
             per_speaker = {id(m): m for p, m in self._speaker_means.items() if p in train_paths}
-            self.lone_mean = torch.stack(list(per_speaker.values())).mean(0)  # each training speaker counts once
+            if per_speaker:  # an evaluation set has no train split: the checkpoint's mean is restored
+                self.lone_mean = torch.stack(list(per_speaker.values())).mean(0)  # each training speaker once
 
     def model_input(self, batch: dict) -> torch.Tensor:
         """The batch's features ``[batch, frames, n_mels]``, speaker-normalised when asked."""
@@ -205,24 +228,28 @@ class AsrEmotionTask(ConfiguredTask):
         ctc_input = log_probs.float() if self.asr_weight else log_probs.detach().float()
         ctc = self.ctc(ctc_input, batch["tokens"], out_lengths, batch["token_lengths"])
         emotion_input = emotion_logits.float() if self.emotion_weight else emotion_logits.detach().float()
-        emotion_ce = F.cross_entropy(emotion_input, batch["emotion"])
+        labelled = batch["emotion"] >= 0  # evaluation sets may leave emotions out
+        emotion_ce = (F.cross_entropy(emotion_input[labelled], batch["emotion"][labelled]) if labelled.any()
+                      else emotion_input.sum() * 0)
         terms = [w * term for w, term in ((self.asr_weight, ctc), (self.emotion_weight, emotion_ce)) if w]
         loss = sum(terms) if terms else (ctc + emotion_ce).detach()
         size = batch["features"].shape[0]
         metrics = self.metrics[f"{stage}_metrics"]
         predicted = emotion_logits.argmax(-1)
-        metrics["accuracy"].update(predicted, batch["emotion"])
-        metrics["uar"].update(predicted, batch["emotion"])
+        if labelled.any():
+            metrics["accuracy"].update(predicted[labelled], batch["emotion"][labelled])
+            metrics["uar"].update(predicted[labelled], batch["emotion"][labelled])
         hypotheses = None
         if stage != "train":
             decode = self.decoder if stage == "test" else self.greedy_transcripts
             hypotheses = decode(log_probs.detach(), out_lengths)
             metrics["cer"].update(hypotheses, batch["text"])
             metrics["wer"].update(hypotheses, batch["text"])
-        self.log_dict({f"{stage}/loss": loss, f"{stage}/ctc": ctc, f"{stage}/emotion_ce": emotion_ce},
+        losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc} | ({f"{stage}/emotion_ce": emotion_ce} if labelled.any() else {})
+        self.log_dict(losses,
                       on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=size, sync_dist=True)
         self.log(f"{stage}/loss_batch", loss, on_step=True, on_epoch=False, batch_size=size)
-        self.log_dict({f"{stage}/{name}": metric for name, metric in metrics.items()},
+        self.log_dict({f"{stage}/{name}": metric for name, metric in metrics.items() if metric.update_count},
                       on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=size)
         return loss, log_probs, out_lengths, predicted, hypotheses
 
@@ -235,7 +262,7 @@ class AsrEmotionTask(ConfiguredTask):
     # -- the combined score, once per evaluation epoch (throughput: callbacks.EpochSummary)
     def _log_score(self, stage: str) -> None:
         metrics = self.metrics[f"{stage}_metrics"]
-        if metrics["cer"].update_count:
+        if metrics["cer"].update_count and metrics["uar"].update_count:
             self.log(f"{stage}/score", combined_score(metrics["cer"].compute(), metrics["uar"].compute()),
                      on_epoch=True, prog_bar=stage == "val")
 
@@ -274,13 +301,17 @@ class AsrEmotionTask(ConfiguredTask):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         _, log_probs, out_lengths, predicted, hypotheses = self._shared_step(batch, "test")
-        self.confusion.update(predicted, batch["emotion"])
+        labelled = batch["emotion"] >= 0
+        if labelled.any():
+            self.confusion.update(predicted[labelled], batch["emotion"][labelled])
         for i, hypothesis in enumerate(hypotheses):
+            label = int(batch["emotion"][i])
             self._predictions.append({
                 "path": batch["path"][i], "text": batch["text"][i], "hypothesis": hypothesis,
                 "cer": round(char_error_rate([hypothesis], [batch["text"][i]]).item(), 4),
-                "emotion": self.emotion_names[int(batch["emotion"][i])],
+                "emotion": self.emotion_names[label] if label >= 0 else "",
                 "predicted_emotion": self.emotion_names[int(predicted[i])],
+                "source": batch.get("source", [""] * len(hypotheses))[i],
             })
         if self._alignment_example is None:
             self._alignment_example = (log_probs[:, :1].detach().float().cpu(), batch["tokens"][:1].cpu(),
@@ -288,11 +319,11 @@ class AsrEmotionTask(ConfiguredTask):
 
     def on_test_epoch_end(self) -> None:
         self._log_score("test")
-        if self.export_dir is None:
-            return
         confusion = self.confusion.compute().cpu().numpy()  # synced across processes: every rank computes
         predictions = self.gather_rows(self._predictions)
-        if not predictions:  # not rank 0, or nothing tested
+        if predictions:
+            self.log_dict(per_source_metrics(predictions, self.emotion_names), rank_zero_only=True)
+        if self.export_dir is None or not predictions:  # not rank 0, or nothing tested
             return
         predictions = sorted(predictions, key=lambda row: row["path"])
         write_csv_atomic(self.export_dir / "test_predictions.csv", predictions, list(predictions[0].keys()))

@@ -1,0 +1,76 @@
+"""CER/WER (UAR where labelled) of a checkpoint on labelled folders, per source, through speechexp-eval.
+
+    .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
+        [--decoder greedy|beam|beam_lm] [--json OUT]
+
+Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
+are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
+does (the same predictions), and one markdown table row is printed per source and folder.
+``scripts/voice_folder.py`` turns a corpus' held-out voice into such a folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
+
+
+def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path) -> tuple[dict, Counter]:
+    """``speechexp-eval`` of ``ckpt`` on ``folder`` into ``out``: its results and rows per source."""
+    command = [sys.executable, "-m", "speechexp.evaluate", f"ckpt_path={ckpt}", "dataset=labelled_folder",
+               f"dataset.root={folder}", f"decoder={decoder}", f"hydra.run.dir={out}", "logger=csv",
+               "report=false", f"paths.data_dir={out / 'data'}", "trainer.enable_progress_bar=false"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"speechexp-eval failed on {folder}: {done.stderr.strip().splitlines()[-1:]}")
+    results = json.loads((out / "results.json").read_text())
+    with (out / "test_predictions.csv").open(newline="") as handle:
+        counts = Counter(row["source"] for row in csv.DictReader(handle))
+    return results, counts
+
+
+def table_rows(folder: Path, results: dict, counts: Counter) -> list[dict]:
+    """One row per source (when there are several) and one for the whole folder."""
+    rows = []
+    if len(counts) > 1:
+        for source in sorted(counts):
+            rows.append({"set": f"{folder.name}/{source}", "utterances": counts[source],
+                         "cer": results[f"test/cer/{source}"], "wer": results[f"test/wer/{source}"],
+                         "uar": results.get(f"test/uar/{source}")})
+    rows.append({"set": folder.name, "utterances": sum(counts.values()), "cer": results["test/cer"],
+                 "wer": results["test/wer"], "uar": results.get("test/uar")})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("ckpt")
+    parser.add_argument("--folder", action="append", type=Path, help="a labelled folder (repeatable)")
+    parser.add_argument("--decoder", default="greedy", choices=["greedy", "beam", "beam_lm"])
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    folders = args.folder or [DEFAULT_FOLDER]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
+        for number, folder in enumerate(folders):
+            results, counts = evaluate_folder(args.ckpt, folder.resolve(), args.decoder, Path(tmp) / str(number))
+            rows += table_rows(folder, results, counts)
+    print(f"checkpoint: {args.ckpt}  decoder: {args.decoder}\n")
+    print("| set | utterances | CER | WER | UAR |\n|---|---:|---:|---:|---:|")
+    for row in rows:
+        uar = "" if row["uar"] is None else f"{row['uar']:.3f}"
+        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} | {uar} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Voices beyond espeak: engines, pseudo-speakers, leave-one-voice-out splits, general text,
+recording channels (issue 22). Engine tests run where `make voices` installed the engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from speechexp.data import channel, tts
+from speechexp.data.emotional_speech import EmotionalSpeechPreparer, parse_channel
+from speechexp.errors import SpeechexpError
+from tests.conftest import cli_env
+
+NATURAL = ["flite:kal16", "flite:awb", "flite:rms", "piper:joe", "festival:ked"]
+
+
+def dominant_hz(audio: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.size)))
+    return float(np.fft.rfftfreq(audio.size, 1 / rate)[spectrum.argmax()])
+
+
+def test_warp_moves_every_frequency_and_the_duration_by_its_factor():
+    rate = 16000
+    tone = np.sin(2 * np.pi * 200 * np.arange(rate) / rate).astype(np.float32)
+    warped = channel.warp(tone, rate, 1.2, rate)
+    assert abs(warped.size - rate / 1.2) <= 2
+    assert dominant_hz(warped, rate) == pytest.approx(240, abs=2)
+    assert channel.warp(tone, 22050, 1.0, rate).size == pytest.approx(rate * rate / 22050, abs=2)
+
+
+@pytest.mark.parametrize("kind", channel.KINDS)
+def test_degrade_keeps_length_and_level_and_adds_what_it_says(kind):
+    rng = np.random.default_rng(0)
+    rate = 16000
+    clean = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2 * rate) / rate)).astype(np.float32)
+    condition = channel.Degradation(kind, 10.0 if "noise" in kind else None, 0.4 if "reverb" in kind else None)
+    out = channel.degrade(clean, rate, condition, rng)
+    assert out.shape == clean.shape and out.dtype == np.float32
+    assert np.sqrt(np.mean(out**2)) == pytest.approx(np.sqrt(np.mean(clean**2)), rel=0.02)
+    if kind == "noise":  # signal-to-noise ratio as drawn: the residual after the tone
+        scale = np.dot(out, clean) / np.dot(clean, clean)
+        snr = 10 * np.log10(np.sum((scale * clean) ** 2) / np.sum((out - scale * clean) ** 2))
+        assert snr == pytest.approx(10.0, abs=0.5)
+    if kind == "phone":  # the telephone band: nothing left at 6 kHz
+        tone6k = (0.3 * np.sin(2 * np.pi * 6000 * np.arange(rate) / rate)).astype(np.float32)
+        mixed = channel.degrade(clean[:rate] + tone6k, rate, condition, rng)
+        spectrum = np.abs(np.fft.rfft(mixed))
+        assert spectrum[6000] < spectrum[440] / 100
+    if kind == "reverb":  # energy smeared past the end of a burst
+        burst = np.zeros(rate, np.float32)
+        burst[:800] = rng.standard_normal(800)
+        tail = channel.degrade(burst, rate, condition, rng)[2000:6000]
+        assert np.sqrt(np.mean(tail**2)) > 1e-3
+    assert parse_channel(condition.describe()) == condition
+
+
+def plan(**overrides):
+    fields = dict(num_speakers=10, utterances_per_speaker=5, num_sentences=60, voices=NATURAL,
+                  speakers_per_voice=4, val_voices=["flite:rms"], test_voices=["festival:ked"], seed=3)
+    fields.update(overrides)
+    return EmotionalSpeechPreparer(**fields).plan()[0]
+
+
+def test_the_default_espeak_corpus_keeps_its_folder_and_plan():
+    default = EmotionalSpeechPreparer()
+    assert default.fingerprint() == "bd4a7932e4"  # the folder every existing run and checkpoint names
+    assert EmotionalSpeechPreparer(voices=NATURAL, speakers_per_voice=0).fingerprint() == default.fingerprint()
+    rows = EmotionalSpeechPreparer(num_speakers=10, utterances_per_speaker=5, num_sentences=60).plan()[0]
+    assert {r["source"] for r in rows} == {"espeak"} and {r["channel"] for r in rows} == {"clean"}
+    assert EmotionalSpeechPreparer(voices=NATURAL, speakers_per_voice=2).fingerprint() != default.fingerprint()
+
+
+def test_held_out_voices_are_whole_and_never_in_training():
+    rows = plan()
+    by_source = {}
+    for r in rows:
+        by_source.setdefault(r["source"], set()).add(r["split"])
+    assert by_source["festival:ked"] == {"test"} and by_source["flite:rms"] == {"val"}
+    assert by_source["flite:kal16"] == by_source["piper:joe"] == {"train"}
+    assert by_source["espeak"] == {"train", "val", "test"}
+    natural = [r for r in rows if r["source"] != "espeak"]
+    speakers = {r["speaker"] for r in natural}
+    assert len(speakers) == 4 * len(NATURAL)  # pseudo-speakers, each with its own warp
+    warps = {r["speaker"]: r["warp"] for r in natural}
+    assert len(set(warps.values())) == len(speakers) and all(0.8 <= w <= 1.25 for w in warps.values())
+    counts = Counter(r["emotion"] for r in natural)
+    assert max(counts.values()) - min(counts.values()) <= len(speakers)
+    # emotions move the natural voices like espeak's: sad slower and lower than happy
+    mean = lambda e, k: np.mean([r[k] for r in natural if r["emotion"] == e])  # noqa: E731
+    assert mean("sad", "rate") < mean("neutral", "rate") < mean("fearful", "rate")
+    assert mean("sad", "pitch") < mean("neutral", "pitch") < mean("happy", "pitch")
+    assert mean("sad", "pitch_range") < 1 < mean("happy", "pitch_range")
+
+
+def test_general_text_and_channels_take_their_shares():
+    pytest.importorskip("wordfreq")
+    rows = plan(general_text=0.5, degrade=0.4)
+    general = [r for r in rows if r["text"][0].islower()]  # grammar sentences start with a capital
+    assert 0.4 < len(general) / len(rows) < 0.6
+    train = [r for r in rows if r["split"] == "train"]
+    degraded = [r for r in train if r["channel"] != "clean"]
+    assert 0.3 < len(degraded) / len(train) < 0.5
+    assert {parse_channel(r["channel"]).kind for r in degraded} == set(channel.KINDS)
+    assert all(r["channel"] == "clean" for r in rows if r["split"] != "train")
+    again = plan(general_text=0.5, degrade=0.4)
+    assert [(r["text"], r["channel"]) for r in again] == [(r["text"], r["channel"]) for r in rows]
+
+
+def test_general_word_sequences_are_seeded_distinct_and_sized():
+    pytest.importorskip("wordfreq")
+    from speechexp.data.general_text import word_list, word_sequences
+
+    words, _ = word_list(5000)
+    texts = word_sequences(300, vocabulary=5000, min_words=1, max_words=4, seed=1)
+    assert texts == word_sequences(300, vocabulary=5000, min_words=1, max_words=4, seed=1)
+    assert len(set(texts)) == 300 and texts != word_sequences(300, vocabulary=5000, seed=2)
+    lengths = Counter(len(t.split()) for t in texts)
+    assert set(lengths) == {1, 2, 3, 4}
+    assert {w for t in texts for w in t.split()} <= set(words)
+
+
+def test_a_missing_engine_or_voice_is_named_in_one_sentence(monkeypatch):
+    from speechexp.data.tts import flite
+
+    monkeypatch.setattr(flite, "available", lambda voice="": False)
+    preparer = EmotionalSpeechPreparer(voices=["flite:awb"], speakers_per_voice=1)
+    with pytest.raises(SpeechexpError) as refused:
+        preparer.check_requirements()
+    message = str(refused.value)
+    assert "\n" not in message and "make voices" in message and "apt-get install flite" in message
+    with pytest.raises(SpeechexpError, match="not one of flite's voices"):
+        EmotionalSpeechPreparer(voices=["flite:nobody"], speakers_per_voice=1).check_requirements()
+    with pytest.raises(SpeechexpError, match="not in dataset.preparer.voices"):
+        EmotionalSpeechPreparer(voices=["flite:awb"], speakers_per_voice=1, test_voices=["piper:joe"]).plan()
+
+
+@pytest.mark.parametrize("name", tts.ALL_VOICES)
+def test_each_installed_voice_speaks_at_the_rate_it_is_asked(name):
+    engine, voice = tts.split_voice(name)
+    if not tts.engine_module(engine).available(voice):
+        pytest.skip(f"{name} is not installed (make voices)")
+    normal = tts.synthesize(name, "the yellow kettle is on the table", tts.Style())
+    fast = tts.synthesize(name, "the yellow kettle is on the table", tts.Style(rate=1.5))
+    assert normal.audio.dtype == np.float32 and normal.audio.size > normal.sample_rate * 0.8
+    assert fast.audio.size < 0.85 * normal.audio.size
+    assert 0.01 < float(np.sqrt(np.mean(normal.audio**2))) < 1.0
+
+
+@pytest.mark.parametrize("name", ["flite:awb", "flite:slt", "festival:ked"])
+def test_native_pitch_control_moves_f0(name):
+    engine, voice = tts.split_voice(name)
+    if not tts.engine_module(engine).available(voice):
+        pytest.skip(f"{name} is not installed (make voices)")
+    import librosa
+
+    def median_f0(pitch: float) -> float:
+        out = tts.synthesize(name, "the yellow kettle is on the table", tts.Style(pitch=pitch))
+        assert out.native_pitch
+        f0, _, _ = librosa.pyin(out.audio, fmin=60, fmax=500, sr=out.sample_rate)
+        return float(np.nanmedian(f0))
+
+    assert median_f0(1.5) / median_f0(1.0) == pytest.approx(1.5, rel=0.1)
+
+
+def test_voices_group_on_a_dataset_without_it_is_refused_in_one_sentence(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "speechexp.train", "experiment=separation", "dataset/voices=natural",
+                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, env=cli_env())
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.strip().splitlines()[-1]
+    assert "dataset/voices=natural" in message and "dataset=emotional_speech" in message
+    assert not (tmp_path / "run").exists()
