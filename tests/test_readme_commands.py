@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from speechexp.data.tts import ALL_VOICES, installed_voices
 from tests.conftest import REPO, run_cli
 
 README = (REPO / "README.md").read_text()
@@ -72,7 +73,8 @@ def fast_form(args: list[str]) -> list[str]:
     if not any(a.startswith("trainer.max_epochs=") for a in out):
         out.append("trainer.max_epochs=1")
     asr = any("asr_emotion" in a for a in out)
-    return [*out, *(TINY_ASR if asr else TINY), "logger=csv"] if "logger=many" not in out else [*out, *TINY]
+    voices = ("dataset.preparer.speakers_per_voice=1",) if any("asr_emotion_voices" in a for a in out) else ()
+    return [*out, *(TINY_ASR if asr else TINY), *voices, "logger=csv"] if "logger=many" not in out else [*out, *TINY]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -115,6 +117,9 @@ def test_readme_command_runs(command, workspace):
     run_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
     extra = () if run_dir else (f"hydra.run.dir=outputs/readme/{abs(hash(command))}",)
     result = run_cli(module, *fast_form(args), *extra, cwd=workspace)
+    if "experiment=asr_emotion_voices" in args and len(installed_voices()) < len(ALL_VOICES):  # before `make voices`
+        assert result.returncode == 1 and "make voices" in result.stderr.strip().splitlines()[-1], result.stderr
+        return
     assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
     out_dir = workspace / (run_dir or extra[0].split("=", 1)[1])
     assert json.loads((out_dir / "results.json").read_text())["status"] == "completed"

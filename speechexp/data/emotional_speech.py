@@ -345,7 +345,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     # ------------------------------------------------------------------ synthesis
     def render(self, utt: dict[str, Any], index: int) -> np.ndarray:
         """Audio ``[time]`` at ``sample_rate`` Hz for one planned utterance."""
-        audio = self._render_espeak(utt, index) if utt["source"] == "espeak" else self._render_natural(utt, index)
+        natural = utt.get("source", "espeak") != "espeak"  # a plan without sources is all espeak
+        audio = self._render_natural(utt, index) if natural else self._render_espeak(utt, index)
         rng = np.random.default_rng([self.seed, index])
         if self.snr_db is not None:
             rms = float(np.sqrt(np.mean(audio**2)))

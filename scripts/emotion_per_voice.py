@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Does every engine render every emotion? An emotion classifier's UAR per voice, from audio.
+
+For each source (espeak and each natural voice) of a prepared corpus, measures what a
+listener hears of the prosody in every utterance's audio: speaking rate (seconds per
+character), median and spread of F0 (``librosa.yin``, 60-400 Hz, voiced-looking frames),
+loudness (RMS dB) and brightness (spectral centroid), each minus the mean of that
+utterance's speaker, then fits a logistic regression on half of the source's speakers
+and scores UAR on the other half (and the reverse; the mean of both). Chance is
+1 / number of emotions; a source near chance would teach the model nothing about emotion.
+
+    .venv/bin/python scripts/emotion_per_voice.py data/emotional_speech-<hash> [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import librosa
+import numpy as np
+
+FEATURES = ("seconds_per_char", "f0_median", "f0_spread", "rms_db", "centroid")
+
+
+def features(path: Path, text: str) -> list[float]:
+    audio, rate = librosa.load(path, sr=16000)
+    f0 = librosa.yin(audio, fmin=60, fmax=400, sr=rate, frame_length=1024, hop_length=256)
+    rms = librosa.feature.rms(y=audio, frame_length=1024, hop_length=256)[0]
+    n = min(f0.size, rms.size)
+    voiced = f0[:n][rms[:n] > 0.3 * rms.max()] if rms.max() > 0 else f0
+    log_f0 = np.log(voiced if voiced.size else f0)
+    centroid = librosa.feature.spectral_centroid(y=audio, sr=rate)[0]
+    return [audio.size / rate / max(1, len(text)), float(np.median(log_f0)),
+            float(np.subtract(*np.percentile(log_f0, [90, 10]))),
+            float(20 * np.log10(np.sqrt(np.mean(audio**2)) + 1e-9)), float(np.mean(centroid))]
+
+
+def uar_per_source(folder: Path, emotions: list[str]) -> dict[str, dict]:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    with (folder / "metadata.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["emotion"] in emotions]
+    by_source = defaultdict(list)
+    for row in rows:
+        by_source[row.get("source") or "espeak"].append(row)
+    report = {}
+    for source, mine in sorted(by_source.items()):
+        values = np.array([features(folder / r["path"], r["text"]) for r in mine])
+        speakers = np.array([r["speaker"] for r in mine])
+        for speaker in set(speakers):  # relative to the speaker, as the model's speaker means do
+            values[speakers == speaker] -= values[speakers == speaker].mean(0)
+        labels = np.array([emotions.index(r["emotion"]) for r in mine])
+        order = sorted(set(speakers))
+        half = np.isin(speakers, order[::2])
+        scores = []
+        for train in (half, ~half):
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(values[train], labels[train])
+            scores.append(balanced_accuracy_score(labels[~train], model.predict(values[~train])))
+        report[source] = {"utterances": len(mine), "speakers": len(order), "uar": float(np.mean(scores))}
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset_dir", type=Path)
+    parser.add_argument("--emotions", nargs="+", default=["neutral", "happy", "sad", "angry", "fearful"])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    report = uar_per_source(args.dataset_dir, args.emotions)
+    print(f"emotion from audio prosody ({', '.join(FEATURES)}; speaker-relative), chance {1 / len(args.emotions):.2f}\n")
+    print("| source | speakers | utterances | UAR |\n|---|---:|---:|---:|")
+    for source, row in report.items():
+        print(f"| {source} | {row['speakers']} | {row['utterances']} | {row['uar']:.3f} |")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
