@@ -34,9 +34,9 @@ from scipy.signal import lfilter
 
 from speechexp.data import channel, espeak, tts
 from speechexp.data.emotion_splits import SPLITS, split_groups
+from speechexp.data.general_text import word_list, word_sequences
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.progress import progress
-from speechexp.data.general_text import word_sequences
 from speechexp.data.sentences import sentence_bank
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic, write_wav_atomic
@@ -197,8 +197,6 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         list of ``general_text``) is missing."""
         tts.check_installed(self.natural_voices())
         if self.general_text > 0:
-            from speechexp.data.general_text import word_list  # noqa: PLC0415
-
             word_list(self.general_vocabulary)
 
     def texts(self) -> tuple[list[str], list[str]]:
