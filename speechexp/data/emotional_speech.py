@@ -356,14 +356,15 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         """A natural voice: the engine renders rate (and pitch/range where it can), the
         pseudo-speaker's warp moves formants and pitch together; voices without pitch
         control carry the utterance's pitch factor in the warp."""
-        warp = float(utt["warp"])
-        probe = tts.synthesize(utt["voice"], utt["text"], tts.Style(
-            rate=float(utt["rate"]) / warp, pitch=float(utt["pitch"]) / warp,
-            pitch_range=float(utt["pitch_range"]), seed=self.seed * 100003 + index))
-        if not probe.native_pitch:  # the warp carries the pitch: render at the rate that ends right
+        warp, style = float(utt["warp"]), {"pitch_range": float(utt["pitch_range"])}
+        if tts.pitch_control(utt["voice"]):
+            style["pitch"] = float(utt["pitch"]) / warp
+        else:  # the warp carries the pitch
             warp = float(np.clip(warp * float(utt["pitch"]), 0.75, 1.35))
-            probe = tts.synthesize(utt["voice"], utt["text"], tts.Style(
-                rate=float(utt["rate"]) / warp, seed=self.seed * 100003 + index))
+            style = {}
+        # rendered at the rate that, once warped, ends at the planned one
+        probe = tts.synthesize(utt["voice"], utt["text"], tts.Style(
+            rate=float(utt["rate"]) / warp, seed=self.seed * 100003 + index, **style))
         if probe.audio.size == 0:
             raise RuntimeError(f"{utt['voice']} produced no audio for {utt['text']!r}")
         audio = channel.warp(probe.audio, probe.sample_rate, warp, self.sample_rate)

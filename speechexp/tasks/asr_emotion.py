@@ -229,14 +229,15 @@ class AsrEmotionTask(ConfiguredTask):
         ctc = self.ctc(ctc_input, batch["tokens"], out_lengths, batch["token_lengths"])
         emotion_input = emotion_logits.float() if self.emotion_weight else emotion_logits.detach().float()
         labelled = batch["emotion"] >= 0  # evaluation sets may leave emotions out
-        emotion_ce = (F.cross_entropy(emotion_input[labelled], batch["emotion"][labelled]) if labelled.any()
+        has_labels = bool(labelled.any())
+        emotion_ce = (F.cross_entropy(emotion_input[labelled], batch["emotion"][labelled]) if has_labels
                       else emotion_input.sum() * 0)
         terms = [w * term for w, term in ((self.asr_weight, ctc), (self.emotion_weight, emotion_ce)) if w]
         loss = sum(terms) if terms else (ctc + emotion_ce).detach()
         size = batch["features"].shape[0]
         metrics = self.metrics[f"{stage}_metrics"]
         predicted = emotion_logits.argmax(-1)
-        if labelled.any():
+        if has_labels:
             metrics["accuracy"].update(predicted[labelled], batch["emotion"][labelled])
             metrics["uar"].update(predicted[labelled], batch["emotion"][labelled])
         hypotheses = None
@@ -245,7 +246,7 @@ class AsrEmotionTask(ConfiguredTask):
             hypotheses = decode(log_probs.detach(), out_lengths)
             metrics["cer"].update(hypotheses, batch["text"])
             metrics["wer"].update(hypotheses, batch["text"])
-        losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc} | ({f"{stage}/emotion_ce": emotion_ce} if labelled.any() else {})
+        losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc} | ({f"{stage}/emotion_ce": emotion_ce} if has_labels else {})
         self.log_dict(losses,
                       on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=size, sync_dist=True)
         self.log(f"{stage}/loss_batch", loss, on_step=True, on_epoch=False, batch_size=size)

@@ -2,8 +2,8 @@
 
 A *voice* is named ``engine:voice`` (``flite:awb``, ``festival:ked``, ``piper:joe``). Each
 engine module offers ``VOICES`` (name -> what the engine needs), ``available()``,
-``INSTALL`` (the command that installs it) and
-``synthesize(text, voice, style) -> (audio [time] float32, sample_rate)``.
+``INSTALL`` (the command that installs it), ``pitch_control(voice)`` and
+``synthesize(text, voice, style) -> Rendered``.
 What an engine cannot render natively (pitch and pitch range on some voices) is reported
 in :attr:`Rendered.native_pitch`, and the corpus renders it by resampling instead.
 
@@ -90,6 +90,12 @@ def check_installed(voices: list[str]) -> None:
                 f"Voice {name} needs the {engine} engine, which is not installed here; run `{INSTALL_ALL}` "
                 f"(or `{module.INSTALL}`)."
             )
+
+
+def pitch_control(name: str) -> bool:
+    """Whether voice ``name`` renders a style's pitch and range itself (from the engine's table)."""
+    engine, voice = split_voice(name)
+    return engine_module(engine).pitch_control(voice)
 
 
 def synthesize(name: str, text: str, style: Style) -> Rendered:

@@ -41,6 +41,10 @@ def available(voice: str = "") -> bool:
     return not voice or (VOICE_ROOT / VOICES[voice][1]).is_dir()
 
 
+def pitch_control(voice: str) -> bool:
+    return VOICES[voice][2] is not None
+
+
 class _Server:
     """A ``festival --pipe`` child: Scheme in on stdin, a marker line out when done."""
 

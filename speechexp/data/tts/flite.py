@@ -8,9 +8,13 @@ slt move their F0, rms does not).
 from __future__ import annotations
 
 import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import soundfile as sf
 
 from speechexp.data.tts import Rendered, Style
-from speechexp.data.tts._subprocess import run_to_wav
 
 INSTALL = "apt-get install flite"
 # voice -> (F0 mean Hz, F0 standard deviation Hz) targets as shipped, or None: no F0 control
@@ -23,12 +27,23 @@ def available(voice: str = "") -> bool:
     return shutil.which("flite") is not None
 
 
+def pitch_control(voice: str) -> bool:
+    return VOICES[voice] is not None
+
+
 def synthesize(text: str, voice: str, style: Style) -> Rendered:
-    command = ["flite", "-voice", voice, "-t", text, "-o", "{wav}",
-               "--setf", f"duration_stretch={1.0 / style.rate:.4f}"]
+    settings = [f"duration_stretch={1.0 / style.rate:.4f}"]
     f0 = VOICES[voice]
     if f0 is not None:
-        command += ["--setf", f"int_f0_target_mean={f0[0] * style.pitch:.2f}",
-                    "--setf", f"int_f0_target_stddev={f0[1] * style.pitch_range:.2f}"]
-    audio, rate = run_to_wav(command)
-    return Rendered(audio, rate, native_pitch=f0 is not None)
+        settings += [f"int_f0_target_mean={f0[0] * style.pitch:.2f}",
+                     f"int_f0_target_stddev={f0[1] * style.pitch_range:.2f}"]
+    with tempfile.TemporaryDirectory(prefix="speechexp-tts-") as folder:
+        wav = Path(folder) / "out.wav"
+        command = ["flite", "-voice", voice, "-t", text, "-o", str(wav)]
+        for setting in settings:
+            command += ["--setf", setting]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0 or not wav.is_file():
+            raise RuntimeError(f"flite failed ({done.returncode}): {done.stderr.strip()[:300]}")
+        audio, rate = sf.read(wav, dtype="float32", always_2d=True)
+    return Rendered(audio.mean(axis=1), int(rate), native_pitch=f0 is not None)

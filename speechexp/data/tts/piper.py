@@ -26,6 +26,10 @@ def available(voice: str = "") -> bool:
     return all(importlib.util.find_spec(p) is not None for p in packages)
 
 
+def pitch_control(voice: str) -> bool:
+    return False
+
+
 @lru_cache(maxsize=None)
 def _load(voice: str) -> Any:
     from piper import PiperVoice  # noqa: PLC0415 - optional
