@@ -30,7 +30,8 @@ def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path) -> tuple[d
                "report=false", f"paths.data_dir={out / 'data'}", "trainer.enable_progress_bar=false"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"speechexp-eval failed on {folder}: {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        sys.exit(f"speechexp-eval failed on {folder}: {last}")
     results = json.loads((out / "results.json").read_text())
     with (out / "test_predictions.csv").open(newline="") as handle:
         counts = Counter(row["source"] for row in csv.DictReader(handle))
@@ -64,10 +65,13 @@ def main() -> None:
             results, counts = evaluate_folder(args.ckpt, folder.resolve(), args.decoder, Path(tmp) / str(number))
             rows += table_rows(folder, results, counts)
     print(f"checkpoint: {args.ckpt}  decoder: {args.decoder}\n")
-    print("| set | utterances | CER | WER | UAR |\n|---|---:|---:|---:|---:|")
+    with_uar = any(row["uar"] is not None for row in rows)  # a UAR column only where emotions are given
+    print("| set | utterances | CER | WER |" + (" UAR |" if with_uar else "") + "\n|---|---:|---:|---:|"
+          + ("---:|" if with_uar else ""))
     for row in rows:
         uar = "" if row["uar"] is None else f"{row['uar']:.3f}"
-        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} | {uar} |")
+        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} |"
+              + (f" {uar} |" if with_uar else ""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
