@@ -1,7 +1,7 @@
 """CER/WER (UAR where labelled) of a checkpoint on labelled folders, per source, through speechexp-eval.
 
     .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
-        [--decoder greedy|beam|beam_lm] [--json OUT]
+        [--decoder greedy|beam|beam_lm] [--set decoder.lm_weight=2 ...] [--json OUT]
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
 are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
@@ -23,14 +23,16 @@ from pathlib import Path
 DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
 
 
-def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path) -> tuple[dict, Counter]:
-    """``speechexp-eval`` of ``ckpt`` on ``folder`` into ``out``: its results and rows per source."""
+def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path, overrides: list[str]) -> tuple[dict, Counter]:
+    """``speechexp-eval`` of ``ckpt`` on ``folder`` into ``out`` (with extra ``overrides``):
+    its results and rows per source."""
     command = [sys.executable, "-m", "speechexp.evaluate", f"ckpt_path={ckpt}", "dataset=labelled_folder",
                f"dataset.root={folder}", f"decoder={decoder}", f"hydra.run.dir={out}", "logger=csv",
-               "report=false", f"paths.data_dir={out / 'data'}", "trainer.enable_progress_bar=false"]
+               "report=false", f"paths.data_dir={out / 'data'}", "trainer.enable_progress_bar=false", *overrides]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"speechexp-eval failed on {folder}: {done.stderr.strip().splitlines()[-1:]}")
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        sys.exit(f"speechexp-eval failed on {folder}: {last}")
     results = json.loads((out / "results.json").read_text())
     with (out / "test_predictions.csv").open(newline="") as handle:
         counts = Counter(row["source"] for row in csv.DictReader(handle))
@@ -54,20 +56,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("ckpt")
     parser.add_argument("--folder", action="append", type=Path, help="a labelled folder (repeatable)")
-    parser.add_argument("--decoder", default="greedy", choices=["greedy", "beam", "beam_lm"])
+    parser.add_argument("--decoder", default="greedy", help="a conf/decoder option: greedy, beam, beam_lm")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an extra speechexp-eval override, e.g. decoder.lm_weight=2 (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         for number, folder in enumerate(folders):
-            results, counts = evaluate_folder(args.ckpt, folder.resolve(), args.decoder, Path(tmp) / str(number))
+            results, counts = evaluate_folder(args.ckpt, folder.resolve(), args.decoder, Path(tmp) / str(number),
+                                              args.set)
             rows += table_rows(folder, results, counts)
-    print(f"checkpoint: {args.ckpt}  decoder: {args.decoder}\n")
-    print("| set | utterances | CER | WER | UAR |\n|---|---:|---:|---:|---:|")
+    print(f"checkpoint: {args.ckpt}  decoder: {' '.join([args.decoder, *args.set])}\n")
+    with_uar = any(row["uar"] is not None for row in rows)  # a UAR column only where emotions are given
+    print("| set | utterances | CER | WER |" + (" UAR |" if with_uar else "") + "\n|---|---:|---:|---:|"
+          + ("---:|" if with_uar else ""))
     for row in rows:
         uar = "" if row["uar"] is None else f"{row['uar']:.3f}"
-        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} | {uar} |")
+        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} |"
+              + (f" {uar} |" if with_uar else ""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

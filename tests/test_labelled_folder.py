@@ -19,14 +19,17 @@ from speechexp.data.corpora.folder import LabelledFolderPreparer
 from speechexp.errors import SpeechexpError
 from speechexp.evaluate import evaluate
 from speechexp.tasks.asr_emotion import per_source_metrics
+from torchmetrics.functional.text import char_error_rate
 from tests.conftest import REPO, compose_config
 from tests.test_inference import TINY_ASR, train_tiny
 
-SAID = [("a/one.wav", "the red cup", "happy", 8000), ("a/two.flac", "please take the key", "", 22050),
-        ("b/three.wav", "my sister sang", "sad", 44100), ("b/four.wav", "where is the bag", "", 16000)]
+# two sources (folders a and b), four rates, an unlabelled row and one whose emotion no checkpoint knows
+SAID = [("a/one.wav", "The red cup!", "happy", 8000), ("a/two.flac", "please take the key", "", 22050),
+        ("b/three.wav", "My sister sang.", "Sad", 44100), ("b/four.wav", "where is the bag", "bored", 16000)]
+NORMALISED = ["the red cup", "please take the key", "my sister sang", "where is the bag"]
 
 
-def make_folder(root: Path) -> Path:
+def make_folder(root: Path, emotions: bool = True) -> Path:
     for path, text, _emotion, rate in SAID:
         audio = espeak.synthesize(text, "en-us+m3")
         audio = librosa.resample(audio, orig_sr=espeak.sample_rate(), target_sr=rate)
@@ -34,18 +37,19 @@ def make_folder(root: Path) -> Path:
         sf.write(root / path, audio, rate)
     with (root / "transcripts.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["path", "text", "emotion", "note"])
-        writer.writerows([(p, t, e, "ignored") for p, t, e, _ in SAID])
+        writer.writerow(["path", "text", "emotion", "note"] if emotions else ["path", "text", "note"])
+        writer.writerows([(p, t, e, "ignored") if emotions else (p, t, "ignored") for p, t, e, _ in SAID])
     return root
 
 
 def test_the_folder_is_indexed_as_test_rows_per_source(tmp_path):
     root = make_folder(tmp_path / "mine")
-    rows = LabelledFolderPreparer(root=str(root)).rows()
+    rows = LabelledFolderPreparer(root=str(root)).index()
     assert [r["split"] for r in rows] == ["test"] * 4
     assert [r["source"] for r in rows] == ["a", "a", "b", "b"] and [r["speaker"] for r in rows] == ["a", "a", "b", "b"]
     assert [r["sample_rate"] for r in rows] == [rate for *_, rate in SAID]
-    assert [r["emotion"] for r in rows] == ["happy", "", "sad", ""]
+    assert [r["emotion"] for r in rows] == ["happy", "", "sad", "bored"]
+    assert [r["text"] for r in rows] == NORMALISED
     assert all(Path(r["path"]).is_absolute() and 0.5 < r["duration"] < 5 for r in rows)
 
 
@@ -53,19 +57,19 @@ def test_bad_folders_are_refused_in_one_sentence(tmp_path):
     root = make_folder(tmp_path / "mine")
     cases = []
     with pytest.raises(SpeechexpError) as refused:
-        LabelledFolderPreparer(root=None).rows()
+        LabelledFolderPreparer(root=None).index()
     cases.append((refused, "dataset.root=DIR"))
     with pytest.raises(SpeechexpError) as refused:
-        LabelledFolderPreparer(root=str(tmp_path)).rows()
+        LabelledFolderPreparer(root=str(tmp_path)).index()
     cases.append((refused, "transcripts.csv"))
     text = (root / "transcripts.csv").read_text()
     (root / "transcripts.csv").write_text(text.replace("path,text", "file,text", 1))
     with pytest.raises(SpeechexpError) as refused:
-        LabelledFolderPreparer(root=str(root)).rows()
+        LabelledFolderPreparer(root=str(root)).index()
     cases.append((refused, "missing: path"))
     (root / "transcripts.csv").write_text(text + "b/gone.wav,nothing,,\n")
     with pytest.raises(SpeechexpError) as refused:
-        LabelledFolderPreparer(root=str(root)).rows()
+        LabelledFolderPreparer(root=str(root)).index()
     cases.append((refused, "line 6 names b/gone.wav"))
     for refusal, expected in cases:
         assert "\n" not in str(refusal.value) and expected in str(refusal.value), str(refusal.value)
@@ -78,6 +82,36 @@ def test_an_edited_transcripts_file_is_indexed_again(tmp_path):
     path = root / "transcripts.csv"
     path.write_text(path.read_text().replace("the red cup", "the red cap"))
     assert LabelledFolderPreparer(root=str(root)).fingerprint() != before
+
+
+def test_source_and_speaker_columns_win_and_split_by_speaker_splits_like_a_corpus(tmp_path):
+    root = make_folder(tmp_path / "mine")
+    path = root / "transcripts.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",source,speaker"] + [line + f",mic,ann{i % 2}" for i, line in
+                                                                 enumerate(lines[1:])]) + "\n")
+    rows = LabelledFolderPreparer(root=str(root)).index()
+    assert {r["source"] for r in rows} == {"mic"} and [r["speaker"] for r in rows] == ["ann0", "ann1"] * 2
+    split = LabelledFolderPreparer(root=str(root), split_by="speaker", val_fraction=0.0, test_fraction=0.5).index()
+    by_speaker = {r["speaker"]: r["split"] for r in split}
+    assert sorted(by_speaker.values()) == ["test", "train"] and all(by_speaker[r["speaker"]] == r["split"] for r in split)
+    with pytest.raises(SpeechexpError) as refused:
+        LabelledFolderPreparer(root=str(root), split_by="file").prepare(tmp_path / "data")
+    assert "split_by='file'" in str(refusal := refused.value) and "\n" not in str(refusal)
+
+
+def test_a_row_without_letters_is_refused_and_the_prepared_folder_keeps_the_audio_in_place(tmp_path):
+    root = make_folder(tmp_path / "mine")
+    folder = LabelledFolderPreparer(root=str(root)).prepare(tmp_path / "data")
+    with (folder / "metadata.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["path"] for r in rows] == [str((root / p).resolve()) for p, *_ in SAID]
+    assert not list(folder.rglob("*.wav")) and [r["source"] for r in rows] == ["a", "a", "b", "b"]
+    path = root / "transcripts.csv"
+    path.write_text(path.read_text() + "a/one.wav,?!,,\n")
+    with pytest.raises(SpeechexpError) as refused:
+        LabelledFolderPreparer(root=str(root)).prepare(tmp_path / "data")
+    assert "line 6 has no letters" in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_per_source_metrics_count_each_source_on_its_own():
@@ -98,21 +132,54 @@ def checkpoint(tmp_path_factory) -> Path:
     return Path(results["best_checkpoint"])
 
 
+def evaluate_folder(checkpoint: Path, root: Path, out: Path, *overrides: str) -> tuple[dict, list[dict]]:
+    cfg = compose_config("eval", [f"ckpt_path={checkpoint}", "dataset=labelled_folder", f"dataset.root={root}",
+                                  f"paths.data_dir={out / 'data'}", "report=false", *overrides], out / "eval")
+    evaluate(cfg)
+    results = json.loads((out / "eval" / "results.json").read_text())
+    with (out / "eval" / "test_predictions.csv").open(newline="") as handle:
+        return results, list(csv.DictReader(handle))
+
+
 def test_eval_on_a_labelled_folder_reports_each_source(checkpoint, tmp_path):
     root = make_folder(tmp_path / "mine")
-    cfg = compose_config("eval", [f"ckpt_path={checkpoint}", "dataset=labelled_folder", f"dataset.root={root}",
-                                  f"paths.data_dir={tmp_path / 'data'}", "report=false"], tmp_path / "eval")
-    evaluate(cfg)
-    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    results, predictions = evaluate_folder(checkpoint, root, tmp_path)
     for key in ("test/cer", "test/wer", "test/cer/a", "test/cer/b", "test/wer/a", "test/wer/b", "test/uar",
                 "test/uar/a", "test/uar/b"):
-        assert isinstance(results[key], float) and results[key] >= 0, key
-    with (tmp_path / "eval" / "test_predictions.csv").open(newline="") as handle:
-        predictions = list(csv.DictReader(handle))
+        assert isinstance(results[key], float) and np.isfinite(results[key]) and results[key] >= 0, key
+    # every row is scored for CER/WER; "bored" is no emotion of the checkpoint's, so that row is unlabelled
     assert sorted((p["source"], p["emotion"]) for p in predictions) == [("a", ""), ("a", "happy"), ("b", ""),
                                                                         ("b", "sad")]
-    assert {p["text"] for p in predictions} == {t for _, t, _, _ in SAID}
+    assert [p["text"] for p in sorted(predictions, key=lambda p: p["path"])] == [NORMALISED[i] for i in (0, 1, 3, 2)]
     assert np.isfinite(results["test/loss"])
+    # the overall CER is the CER of all four rows, whatever their emotion
+    assert results["test/cer"] == pytest.approx(float(char_error_rate([p["hypothesis"] for p in predictions],
+                                                                      [p["text"] for p in predictions])), abs=1e-5)
+    assert (tmp_path / "eval" / "figures" / "emotion_confusion.png").is_file()
+
+
+def test_eval_without_any_emotion_reports_cer_and_no_emotion_metrics(checkpoint, tmp_path):
+    root = make_folder(tmp_path / "mine", emotions=False)
+    results, predictions = evaluate_folder(checkpoint, root, tmp_path)
+    assert len(predictions) == 4 and {p["emotion"] for p in predictions} == {""}
+    assert {"test/cer", "test/wer", "test/cer/a", "test/cer/b"} <= set(results)
+    assert not [key for key in results if "uar" in key or "accuracy" in key or "emotion_ce" in key or "score" in key]
+    assert all(np.isfinite(value) for value in results.values() if isinstance(value, float))
+    assert not (tmp_path / "eval" / "figures" / "emotion_confusion.png").exists()
+
+
+def test_beam_lm_on_a_folder_fits_its_model_on_the_checkpoints_training_transcripts(checkpoint, tmp_path):
+    """A folder has no training split: the word model comes from the transcripts the checkpoint
+    saved, so every word decoded is a training word."""
+    pytest.importorskip("flashlight.lib.text.decoder")
+    import torch
+
+    from speechexp.tasks.asr_emotion import TRANSCRIPTS_KEY
+
+    training_words = {w for t in torch.load(checkpoint, weights_only=False)[TRANSCRIPTS_KEY] for w in t.split()}
+    results, predictions = evaluate_folder(checkpoint, make_folder(tmp_path / "mine"), tmp_path, "decoder=beam_lm")
+    assert results["decoder"].startswith("beam_lm") and len(predictions) == 4
+    assert {w for p in predictions for w in p["hypothesis"].split()} <= training_words
 
 
 def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
@@ -129,6 +196,6 @@ def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
                     reason="the real-dev recordings are not beside this checkout")
 def test_real_dev_is_indexed_without_copying_it():
     root = REPO.parent / "shared" / "real-dev"
-    rows = LabelledFolderPreparer(root=str(root)).rows()
+    rows = LabelledFolderPreparer(root=str(root)).index()
     assert len(rows) == 74 and {r["source"] for r in rows} == {"tuxpaint", "alsa"}
     assert all(r["path"].startswith(str(root.resolve())) for r in rows)

@@ -53,6 +53,34 @@ def test_spec_augment_without_masks_is_the_identity():
         SpecAugment(time_width=1.5)
 
 
+def test_frequency_warp_moves_a_formant_by_its_factor_and_keeps_padding():
+    """A peak at one mel bin lands where its frequency times the factor falls (VTLP); factor 1
+    is the identity; in training every utterance gets its own factor within the range."""
+    import librosa
+
+    augment = SpecAugment(freq_masks=0, time_masks=0, freq_warp=0.2, top_hz=8000.0)
+    centres = torch.as_tensor(librosa.mel_frequencies(n_mels=82, fmin=0.0, fmax=8000.0)[1:-1], dtype=torch.float32)
+    features = torch.zeros(3, 4, 80)
+    features[:, :, 40] = 1.0  # one formant near 1.7 kHz
+    warped = augment.warp(features, torch.tensor([1.0, 1.2, 0.85]))
+    assert torch.allclose(warped[0], features[0])
+    for row, factor in ((1, 1.2), (2, 0.85)):
+        heard = float((warped[row, 0] * centres).sum() / warped[row, 0].sum())
+        assert heard == pytest.approx(float(centres[40]) * factor, rel=0.01)
+        assert torch.equal(warped[row, 0], warped[row, 3])  # one factor for the whole utterance
+    torch.manual_seed(0)
+    batch = torch.zeros(64, 5, 80)
+    batch[:, :, 40] = 1.0
+    lengths = torch.full((64,), 5)
+    lengths[0] = 3
+    out = augment.train()(batch, lengths)
+    heard = (out[:, 0] * centres).sum(-1) / out[:, 0].sum(-1) / centres[40]
+    assert heard.min() >= 0.79 and heard.max() <= 1.21 and heard.std() > 0.05  # factors spread over 0.8-1.2
+    assert torch.equal(augment.eval()(batch, lengths), batch)
+    with pytest.raises(ValueError):
+        SpecAugment(freq_warp=1.0)
+
+
 # ---------------------------------------------------------------- encoder parts
 def test_reverse_within_lengths_keeps_padding_and_is_an_involution():
     x = torch.arange(2 * 5, dtype=torch.float).view(2, 5, 1)

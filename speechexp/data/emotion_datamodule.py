@@ -8,7 +8,9 @@ are relative to the dataset folder. Batches are dicts::
     feature_lengths [batch] long
     tokens          [batch, tokens] long, padded with 0 (the CTC blank)
     token_lengths   [batch] long
-    emotion         [batch] long, index into ``emotion_names`` (-1: no label, evaluation only)
+    emotion         [batch] long, index into ``emotion_names`` (-1: no label, evaluation sets)
+    labelled        int, how many rows have an emotion label (counted on the CPU, so a
+                    task needs no device sync to tell a fully labelled batch)
     text            list[str] (normalised transcripts)
     path            list[str]
     source          list[str] (where each recording comes from, for per-source metrics; "" if unknown)
@@ -102,6 +104,7 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "features": features, "feature_lengths": feature_lengths,
         "tokens": tokens, "token_lengths": token_lengths,
         "emotion": torch.tensor([it["emotion"] for it in items], dtype=torch.long),
+        "labelled": sum(it["emotion"] != UNLABELLED for it in items),
         "text": [it["text"] for it in items], "path": [it["path"] for it in items],
         "source": [it["source"] for it in items],
     }
@@ -118,8 +121,11 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         n_mels, n_fft, hop_length, win_length, feature_backend ('librosa'|'torch'): log-mel settings.
         feature_cache: 'memory', 'disk' (under ``cache_dir``, default
             ``dataset_dir/feature_cache``) or 'none'.
-        emotions: label set and order; rows with other emotions are dropped. Default:
-            every emotion in metadata, canonical order (:data:`EMOTION_ORDER`).
+        emotions: label set and order. Default: every emotion in metadata, canonical
+            order (:data:`EMOTION_ORDER`).
+        other_emotions: what becomes of rows whose emotion is not in ``emotions``: 'drop'
+            (the default, for training) or 'unlabelled' (kept with emotion -1, as rows with
+            an empty emotion always are: scored for CER/WER, not for emotion; evaluation sets).
         vocabulary, umlauts: tokenizer settings (see :class:`CharTokenizer`).
         bucket: length-bucketed batches (else plain shuffled batches); ``bucket_pool``
             is the pool size in batches.
@@ -147,6 +153,7 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         bucket_pool: int = 50,
         max_duration: float | None = None,
         seed: int = 0,
+        other_emotions: str = "drop",
     ) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
@@ -166,7 +173,13 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         self.emotion_names: list[str] = [str(e) for e in emotions]
         if not self.emotion_names:
             raise SpeechexpError(f"{self.dataset_dir / METADATA_FILE} has no rows; re-run speechexp-prepare.")
-        keep = frame["emotion"].isin(self.emotion_names) | (frame["emotion"] == "")  # "": no label (evaluation)
+        if other_emotions not in ("drop", "unlabelled"):
+            raise SpeechexpError(f"dataset.datamodule.other_emotions={other_emotions!r} is not supported; use "
+                                 "'drop' or 'unlabelled'.")
+        known = frame["emotion"].isin(self.emotion_names)
+        if other_emotions == "unlabelled":
+            frame.loc[~known, "emotion"] = ""
+        keep = known | (frame["emotion"] == "")  # "": no label (evaluation sets)
         if max_duration is not None:
             keep &= frame["duration"].astype(float) <= float(max_duration)
         if (~keep).any():

@@ -3,11 +3,15 @@
 Frequency masks blank ``freq_width`` or fewer adjacent feature bins; time masks blank up
 to ``time_width`` (a fraction of each utterance's own length) adjacent frames within
 the valid frames. Masked values are set to ``fill`` (0, the mean of normalised features).
-In ``eval()`` mode the module returns its input unchanged.
+``freq_warp`` first moves each utterance's spectrum as a vocal tract of another length
+would (VTLP, Jaitly and Hinton, 2013): every frequency scaled by one factor drawn per
+utterance from ``[1 - freq_warp, 1 + freq_warp]``, on the mel bins' own frequencies, so a
+new speaker is heard every epoch. In ``eval()`` mode the module returns its input unchanged.
 """
 
 from __future__ import annotations
 
+import librosa
 import torch
 from torch import nn
 
@@ -21,20 +25,42 @@ class SpecAugment(nn.Module):
         time_masks: time masks per utterance; each is ``0..time_width * length`` frames wide.
         time_width: the widest time mask as a fraction of the utterance's valid length.
         fill: the value written into masked cells.
+        freq_warp: the largest relative frequency scaling (0: none; 0.1: factors 0.9-1.1).
+        top_hz: the features' highest frequency (the mel filterbank's ``fmax``, half the
+            sample rate), which places the bins on the frequency axis for ``freq_warp``.
     """
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 10, time_masks: int = 2,
-                 time_width: float = 0.05, fill: float = 0.0):
+                 time_width: float = 0.05, fill: float = 0.0, freq_warp: float = 0.0, top_hz: float = 8000.0):
         super().__init__()
         if freq_masks < 0 or time_masks < 0 or freq_width < 0 or not 0.0 <= time_width <= 1.0:
             raise ValueError("SpecAugment needs non-negative mask counts and widths and 0 <= time_width <= 1")
+        if not 0.0 <= freq_warp < 1.0 or top_hz <= 0:
+            raise ValueError("SpecAugment needs 0 <= freq_warp < 1 and a positive top_hz")
+        self.freq_warp, self.top_hz = float(freq_warp), float(top_hz)
         self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
         self.time_masks, self.time_width = int(time_masks), float(time_width)
         self.fill = float(fill)
 
     def extra_repr(self) -> str:
         return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
-                f"time_masks={self.time_masks}, time_width={self.time_width}")
+                f"time_masks={self.time_masks}, time_width={self.time_width}, freq_warp={self.freq_warp}")
+
+    def warp(self, features: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+        """``features [batch, frames, dim]`` with each row's spectrum scaled in frequency by
+        ``factors [batch]``: bin ``j`` (centre ``f_j``) reads the input at ``f_j / factor``,
+        interpolated linearly between bins (held at the edges)."""
+        dim = features.shape[2]
+        hz = librosa.mel_frequencies(n_mels=dim + 2, fmin=0.0, fmax=self.top_hz)[1:-1]  # bin centres
+        centres = torch.as_tensor(hz, dtype=torch.float32, device=features.device)
+        source = (centres[None, :] / factors[:, None].float()).clamp(centres[0], centres[-1])  # [batch, dim]
+        upper = torch.searchsorted(centres, source.contiguous()).clamp(1, dim - 1)
+        lower = upper - 1
+        frac = ((source - centres[lower]) / (centres[upper] - centres[lower])).to(features.dtype)
+        frames = features.shape[1]
+        below = features.gather(2, lower[:, None, :].expand(-1, frames, -1))
+        above = features.gather(2, upper[:, None, :].expand(-1, frames, -1))
+        return below + (above - below) * frac[:, None, :]
 
     @staticmethod
     def _band_mask(count: int, widest: torch.Tensor, size: torch.Tensor, positions: int,
@@ -53,10 +79,13 @@ class SpecAugment(nn.Module):
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``features [batch, frames, dim]``, ``lengths [batch]`` → masked features (training only)."""
-        if not self.training or (self.freq_masks == 0 and self.time_masks == 0):
+        if not self.training or (self.freq_masks == 0 and self.time_masks == 0 and self.freq_warp == 0):
             return features
         batch, frames, dim = features.shape
         device = features.device
+        if self.freq_warp:
+            factors = 1.0 + (2 * torch.rand(batch, device=device) - 1) * self.freq_warp
+            features = self.warp(features, factors)
         lengths = lengths.to(device).clamp(min=0, max=frames)
         mask = torch.zeros(batch, frames, dim, dtype=torch.bool, device=device)
         if self.freq_masks and self.freq_width:

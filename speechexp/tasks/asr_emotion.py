@@ -20,6 +20,7 @@ emotion and its probabilities, word timings from the Viterbi alignment).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -173,7 +174,8 @@ class AsrEmotionTask(ConfiguredTask):
         datamodule = self._datamodule()
         if datamodule is not None and hasattr(datamodule, "dataset"):
             rows = datamodule.dataset("train").rows
-            return sorted({self.tokenizer.normalize(t) for t in rows["text"]})
+            if len(rows):  # an evaluation folder has no training split: the checkpoint's then
+                return sorted({self.tokenizer.normalize(t) for t in rows["text"]})
         return self.saved_transcripts
 
     def prepare_decoder(self) -> None:
@@ -228,31 +230,42 @@ class AsrEmotionTask(ConfiguredTask):
         ctc_input = log_probs.float() if self.asr_weight else log_probs.detach().float()
         ctc = self.ctc(ctc_input, batch["tokens"], out_lengths, batch["token_lengths"])
         emotion_input = emotion_logits.float() if self.emotion_weight else emotion_logits.detach().float()
-        labelled = batch["emotion"] >= 0  # evaluation sets may leave emotions out
-        has_labels = bool(labelled.any())
-        emotion_ce = (F.cross_entropy(emotion_input[labelled], batch["emotion"][labelled]) if has_labels
-                      else emotion_input.sum() * 0)
-        terms = [w * term for w, term in ((self.asr_weight, ctc), (self.emotion_weight, emotion_ce)) if w]
-        loss = sum(terms) if terms else (ctc + emotion_ce).detach()
+        predicted = emotion_logits.argmax(-1)
+        target, emotion_input, predicted_labelled = self._labelled(batch, emotion_input, predicted)
+        emotion_ce = F.cross_entropy(emotion_input, target) if target.numel() else None
+        terms = [w * term for w, term in ((self.asr_weight, ctc), (self.emotion_weight, emotion_ce))
+                 if w and term is not None]
+        loss = sum(terms) if terms else (ctc + (emotion_ce if emotion_ce is not None else 0)).detach()
         size = batch["features"].shape[0]
         metrics = self.metrics[f"{stage}_metrics"]
-        predicted = emotion_logits.argmax(-1)
-        if has_labels:
-            metrics["accuracy"].update(predicted[labelled], batch["emotion"][labelled])
-            metrics["uar"].update(predicted[labelled], batch["emotion"][labelled])
+        if target.numel():
+            metrics["accuracy"].update(predicted_labelled, target)
+            metrics["uar"].update(predicted_labelled, target)
         hypotheses = None
         if stage != "train":
             decode = self.decoder if stage == "test" else self.greedy_transcripts
             hypotheses = decode(log_probs.detach(), out_lengths)
             metrics["cer"].update(hypotheses, batch["text"])
             metrics["wer"].update(hypotheses, batch["text"])
-        losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc} | ({f"{stage}/emotion_ce": emotion_ce} if has_labels else {})
-        self.log_dict(losses,
+        losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc, f"{stage}/emotion_ce": emotion_ce}
+        self.log_dict({key: value for key, value in losses.items() if value is not None},
                       on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=size, sync_dist=True)
         self.log(f"{stage}/loss_batch", loss, on_step=True, on_epoch=False, batch_size=size)
         self.log_dict({f"{stage}/{name}": metric for name, metric in metrics.items() if metric.update_count},
                       on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=size)
         return loss, log_probs, out_lengths, predicted, hypotheses
+
+    @staticmethod
+    def _labelled(batch: dict, *per_row: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The emotion targets ``[labelled]`` and the ``per_row`` tensors (first dim: batch),
+        kept to the rows with an emotion label (target -1 marks the others). A fully labelled
+        batch (every training batch; collate counts ``labelled`` on the CPU, so this needs no
+        device sync) passes through untouched."""
+        target = batch["emotion"]
+        if batch.get("labelled", len(target)) == len(target):
+            return (target, *per_row)
+        mask = target >= 0
+        return (target[mask], *(tensor[mask] for tensor in per_row))
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._shared_step(batch, "train")[0]
@@ -302,9 +315,9 @@ class AsrEmotionTask(ConfiguredTask):
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
         _, log_probs, out_lengths, predicted, hypotheses = self._shared_step(batch, "test")
-        labelled = batch["emotion"] >= 0
-        if labelled.any():
-            self.confusion.update(predicted[labelled], batch["emotion"][labelled])
+        target, predicted_labelled = self._labelled(batch, predicted)
+        if target.numel():
+            self.confusion.update(predicted_labelled, target)
         for i, hypothesis in enumerate(hypotheses):
             label = int(batch["emotion"][i])
             self._predictions.append({
@@ -320,7 +333,9 @@ class AsrEmotionTask(ConfiguredTask):
 
     def on_test_epoch_end(self) -> None:
         self._log_score("test")
-        confusion = self.confusion.compute().cpu().numpy()  # synced across processes: every rank computes
+        with warnings.catch_warnings():  # an evaluation set without emotion labels never updates it
+            warnings.filterwarnings("ignore", message=r".*compute.*called before the ``update``")
+            confusion = self.confusion.compute().cpu().numpy()  # synced across processes: every rank computes
         predictions = self.gather_rows(self._predictions)
         if predictions:
             self.log_dict(per_source_metrics(predictions, self.emotion_names), rank_zero_only=True)
@@ -329,7 +344,9 @@ class AsrEmotionTask(ConfiguredTask):
         predictions = sorted(predictions, key=lambda row: row["path"])
         write_csv_atomic(self.export_dir / "test_predictions.csv", predictions, list(predictions[0].keys()))
         figures = self.export_dir / "figures"
-        plot_confusion_matrix(confusion, self.emotion_names, "Emotion confusion (test)", figures / "emotion_confusion.png")
+        if any(row["emotion"] for row in predictions):  # an evaluation set may name no emotion
+            plot_confusion_matrix(confusion, self.emotion_names, "Emotion confusion (test)",
+                                  figures / "emotion_confusion.png")
         log_probs, tokens, lengths, token_lengths, text = self._alignment_example
         path, score = ctc_alignment(log_probs, tokens, lengths, token_lengths, blank=0)
         soft = ctc_alignment_targets(log_probs, tokens, lengths, token_lengths, blank=0)
@@ -353,8 +370,9 @@ class AsrEmotionTask(ConfiguredTask):
 
         with timed("Test media logged"):
             step = self.trainer.global_step
-            log_images(self.trainer.loggers, {"test/emotion_confusion": figures / "emotion_confusion.png",
-                                              "test/ctc_alignment": figures / "ctc_alignment.png"}, step=step)
+            images = {"test/emotion_confusion": figures / "emotion_confusion.png",
+                      "test/ctc_alignment": figures / "ctc_alignment.png"}
+            log_images(self.trainer.loggers, {k: path for k, path in images.items() if path.is_file()}, step=step)
             columns = ["text", "hypothesis", "cer", "emotion", "predicted_emotion"]
             log_table(self.trainer.loggers, "test/predictions", columns,
                       [[row[c] for c in columns] for row in predictions[: self.MEDIA_TABLE_ROWS]], step=step)

@@ -92,6 +92,7 @@ class CorpusPreparer(DatasetPreparer):
     name: ClassVar[str] = "corpus"
     corpus: ClassVar[str] = "corpus"
     pattern: ClassVar[str] = ""
+    columns: ClassVar[list[str]] = METADATA_COLUMNS  # of metadata.csv
 
     def __post_init__(self) -> None:
         if self.root is not None:
@@ -223,6 +224,6 @@ class CorpusPreparer(DatasetPreparer):
                 "emotions": {e: sum(r["emotion"] == e for r in part) for e in sorted({r["emotion"] for r in rows})},
             }
         write_json_atomic(folder / "summary.json", summary)
-        write_csv_atomic(folder / METADATA_FILE, rows, METADATA_COLUMNS)
+        write_csv_atomic(folder / METADATA_FILE, rows, self.columns)
         log.info("Indexed %d %s files: %s", len(rows), self.corpus,
                  {s: summary[s]["utterances"] for s in ("train", "val", "test")})
