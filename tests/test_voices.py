@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from speechexp.data import channel, tts
-from speechexp.data.emotional_speech import EmotionalSpeechPreparer, parse_channel
+from speechexp.data.emotional_speech import NATURAL_LEVEL_DBFS, EmotionalSpeechPreparer, parse_channel
 from speechexp.errors import SpeechexpError
 from tests.conftest import cli_env
 
@@ -148,6 +148,28 @@ def test_each_installed_voice_speaks_at_the_rate_it_is_asked(name):
     assert normal.audio.dtype == np.float32 and normal.audio.size > normal.sample_rate * 0.8
     assert fast.audio.size < 0.85 * normal.audio.size
     assert 0.01 < float(np.sqrt(np.mean(normal.audio**2))) < 1.0
+
+
+@pytest.mark.parametrize("name", ["piper:joe", "festival:ked", "flite:kal16"])
+def test_an_utterance_is_as_loud_as_its_volume_asks_whatever_the_engine(name):
+    """Engines come at one level before volume: angry (volume ~1.4) is louder than neutral and
+    sad by what the plan says, on loud engines (Piper, festival ked: near full scale on their
+    own) and quiet ones (flite kal16) alike; nothing is scaled back at full scale."""
+    engine, voice = tts.split_voice(name)
+    if not tts.engine_module(engine).available(voice):
+        pytest.skip(f"{name} is not installed (make voices)")
+    preparer = EmotionalSpeechPreparer(num_speakers=3, utterances_per_speaker=5, num_sentences=40, voices=[name],
+                                       speakers_per_voice=2, snr_db=None, seed=1)
+    rows = [(i, r) for i, r in enumerate(preparer.plan()[0]) if r["source"] == name]
+    by_emotion = {}
+    for index, row in rows:
+        audio = preparer.render(row, index)
+        level = 20 * np.log10(np.sqrt(np.mean(audio**2)))
+        assert np.abs(audio).max() < 0.99
+        assert level == pytest.approx(NATURAL_LEVEL_DBFS + 20 * np.log10(row["volume"] / 100), abs=0.2)
+        by_emotion.setdefault(row["emotion"], []).append(level)
+    mean = {e: np.mean(v) for e, v in by_emotion.items()}
+    assert mean["angry"] > mean["neutral"] + 1.5 > mean["sad"] + 3
 
 
 @pytest.mark.parametrize("name", ["flite:awb", "flite:slt", "festival:ked"])

@@ -68,6 +68,10 @@ METADATA_COLUMNS = [
 # What each natural voice's speaker is (for the gender column)
 NATURAL_GENDER = {"flite:kal16": "male", "flite:awb": "male", "flite:rms": "male", "flite:slt": "female",
                   "festival:kal": "male", "festival:ked": "male", "festival:slt": "female", "piper:joe": "male"}
+# Every natural engine's output is brought to this RMS level (dBFS) before the utterance's
+# volume and tilt: engines differ by up to 10 dB, and a loud one (festival ked, Piper) would
+# otherwise reach full scale at volume 1.4, be scaled back, and lose angry's loudness.
+NATURAL_LEVEL_DBFS = -28.0
 # Fields that add to the espeak corpus; at these values the corpus (and its fingerprint) is
 # the espeak-only one.
 EXTENSION_DEFAULTS: dict[str, Any] = {
@@ -151,6 +155,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
             if key in fields and fields[key] == default:
                 fields.pop(key)
         fields["resolved"] = {"voices": self.espeak_voices(), "targets": self.emotion_targets(), "format": 1}
+        if self.natural_voices():
+            fields["resolved"]["natural_level_dbfs"] = NATURAL_LEVEL_DBFS
         return fields
 
     # ------------------------------------------------------------------ planning
@@ -368,6 +374,9 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         if probe.audio.size == 0:
             raise RuntimeError(f"{utt['voice']} produced no audio for {utt['text']!r}")
         audio = channel.warp(probe.audio, probe.sample_rate, warp, self.sample_rate)
+        level = float(np.sqrt(np.mean(audio**2)))
+        if level > 0:  # one level for every engine, so that volume means the same on all of them
+            audio = audio * (10 ** (NATURAL_LEVEL_DBFS / 20) / level)
         audio = apply_tilt(audio * float(utt["volume"]) / 100.0, float(utt["tilt"]))
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         return (audio / peak * 0.95 if peak > 0.99 else audio).astype(np.float32)
