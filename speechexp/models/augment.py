@@ -11,9 +11,18 @@ new speaker is heard every epoch. In ``eval()`` mode the module returns its inpu
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import librosa
+import numpy as np
 import torch
 from torch import nn
+
+
+@lru_cache(maxsize=8)
+def mel_centres(n_mels: int, top_hz: float) -> np.ndarray:
+    """The centre frequencies (Hz) ``[n_mels]`` of librosa's (Slaney) mel bins up to ``top_hz``."""
+    return librosa.mel_frequencies(n_mels=n_mels + 2, fmin=0.0, fmax=top_hz)[1:-1]
 
 
 class SpecAugment(nn.Module):
@@ -51,8 +60,7 @@ class SpecAugment(nn.Module):
         ``factors [batch]``: bin ``j`` (centre ``f_j``) reads the input at ``f_j / factor``,
         interpolated linearly between bins (held at the edges)."""
         dim = features.shape[2]
-        hz = librosa.mel_frequencies(n_mels=dim + 2, fmin=0.0, fmax=self.top_hz)[1:-1]  # bin centres
-        centres = torch.as_tensor(hz, dtype=torch.float32, device=features.device)
+        centres = torch.as_tensor(mel_centres(dim, self.top_hz), dtype=torch.float32, device=features.device)
         source = (centres[None, :] / factors[:, None].float()).clamp(centres[0], centres[-1])  # [batch, dim]
         upper = torch.searchsorted(centres, source.contiguous()).clamp(1, dim - 1)
         lower = upper - 1
