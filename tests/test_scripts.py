@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -49,3 +50,41 @@ def test_bench_sweep_bound_is_serial_overhead_plus_half_the_one_thread_work():
     assert bench.lowest_ratio(100.0, [20.0] * 4, [30.0] * 4) == pytest.approx((20 + 60) / 100)
     # jobs that gain nothing from a second thread: two at once halve the work
     assert bench.lowest_ratio(100.0, [25.0] * 4, [25.0] * 4) == pytest.approx(0.5)
+
+
+def test_emotion_per_voice_finds_a_source_whose_cue_goes_the_other_way(tmp_path):
+    """Four sources render two emotions as tones: "angry" louder than "neutral" in a, b and d,
+    quieter in c (a cue inverted, as a peak limiter did to loud engines). Within each source the
+    classifier reads them; trained on the other sources it reads a, b and d, not c."""
+    import importlib.util
+
+    import numpy as np
+    import soundfile as sf
+
+    spec = importlib.util.spec_from_file_location("emotion_per_voice", REPO / "scripts" / "emotion_per_voice.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(0)
+    rows, rate = [], 16000
+    time = np.arange(int(0.5 * rate)) / rate
+    for source, louder in (("a", 1), ("b", 1), ("c", -1), ("d", 1)):
+        for speaker in range(6):
+            pitch = 120 * 1.1 ** speaker
+            for take in range(4):
+                for emotion in ("neutral", "angry"):
+                    gain_db = (3.0 if emotion == "angry" else -3.0) * louder + rng.normal(0, 0.5)
+                    audio = 0.1 * 10 ** (gain_db / 20) * np.sin(2 * np.pi * pitch * time)
+                    path = f"{source}/{speaker}_{take}_{emotion}.wav"
+                    (tmp_path / source).mkdir(exist_ok=True)
+                    sf.write(tmp_path / path, audio.astype(np.float32), rate)
+                    rows.append({"path": path, "speaker": f"{source}{speaker}", "emotion": emotion,
+                                 "text": "the cat", "source": source})
+    with (tmp_path / "metadata.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = script.uar_per_source(tmp_path, ["neutral", "angry"])
+    assert {s: r["speakers"] for s, r in report.items()} == {"a": 6, "b": 6, "c": 6, "d": 6}
+    assert all(report[s]["uar"] > 0.9 for s in "abcd")
+    assert all(report[s]["uar_from_other_sources"] > 0.9 for s in "abd")
+    assert report["c"]["uar_from_other_sources"] < 0.2  # the others' rule reads c's emotions backwards
