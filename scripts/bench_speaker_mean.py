@@ -43,7 +43,6 @@ def main() -> None:
     task = build_task(run_cfg, datamodule, export_dir=None)
     load_weights(task, checkpoint, args.ckpt_path)
     task.eval()
-    task.restore_saved_data(checkpoint)
     if not task.speaker_norm:
         raise SystemExit("This checkpoint does not use speaker normalisation (task.module.speaker_norm=false).")
     data = datamodule.dataset(args.split)

@@ -38,8 +38,6 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         task = build_task(run_cfg, datamodule, export_dir=str(run.dir),
                           **({"decoder": cfg.decoder} if cfg.get("decoder") is not None else {}))
         load_weights(task, checkpoint, cfg.ckpt_path)
-        if hasattr(task, "restore_saved_data"):  # e.g. the training transcripts beam_lm needs on a labelled folder
-            task.restore_saved_data(checkpoint)
         run.test(run.trainer(), task, datamodule)
     log.info("Run directory: %s", run.dir)
     return run.metrics

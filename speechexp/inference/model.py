@@ -297,6 +297,4 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
     task = build_task(OmegaConf.create(config), spec, export_dir=None,
                       **({"decoder": decoder} if decoder is not None else {}))
     load_weights(task, checkpoint, ckpt_path)
-    if kind is AsrEmotionModel:
-        task.restore_saved_data(checkpoint)
     return kind(task, checkpoint, device)

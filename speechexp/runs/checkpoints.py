@@ -98,10 +98,14 @@ def check_schedule_fits(checkpoint: dict, run_config: dict, path: str | Path) ->
 
 
 def load_weights(module: torch.nn.Module, checkpoint: dict, path: str | Path) -> None:
-    """Load the checkpoint's ``state_dict`` into ``module``, with one sentence when they differ."""
+    """Load the checkpoint's ``state_dict`` into ``module``, with one sentence when they differ,
+    and, for a LightningModule, what it saved beside the weights (its ``on_load_checkpoint``
+    hook, as Lightning calls it when it restores a run)."""
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise SpeechexpError(f"Checkpoint {path} does not fit the model its config describes ({first}); "
                              "it was edited or written by another version of speechexp.") from None
+    if hasattr(module, "on_load_checkpoint"):
+        module.on_load_checkpoint(checkpoint)

@@ -151,12 +151,9 @@ class AsrEmotionTask(ConfiguredTask):
             checkpoint[LONE_MEAN_KEY] = self.lone_mean.tolist()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.restore_saved_data(checkpoint)
-
-    def restore_saved_data(self, checkpoint: dict) -> None:
         """What :meth:`on_save_checkpoint` stored beside the weights: the lone-recording mean
         and the training transcripts (for ``decoder=beam_lm`` without the dataset)."""
+        super().on_load_checkpoint(checkpoint)
         if checkpoint.get(LONE_MEAN_KEY) is not None:
             self.lone_mean = torch.tensor(checkpoint[LONE_MEAN_KEY], dtype=torch.float32)
         if checkpoint.get(TRANSCRIPTS_KEY) is not None:
