@@ -112,6 +112,31 @@ def test_missing_metadata_or_train_rows(tmp_path):
         dm.train_dataloader()
 
 
+def test_clean_first_epochs_draw_only_clean_recordings_then_all(tmp_path):
+    import pandas as pd  # noqa: PLC0415
+    from lightning_fabric.utilities.data import _set_sampler_epoch  # noqa: PLC0415
+
+    make_dataset(tmp_path, n=40)
+    frame = pd.read_csv(tmp_path / "metadata.csv")
+    frame["channel"] = ["noise snr=9.0" if i % 3 == 0 else "clean" for i in range(len(frame))]
+    frame.to_csv(tmp_path / "metadata.csv", index=False)
+    dm = EmotionSpeechDataModule(tmp_path, batch_size=2, n_mels=16, emotions=EMOTIONS, clean_epochs=2)
+    train = dm.dataset("train").rows.reset_index(drop=True)
+    clean = {str(tmp_path / p) for p, c in zip(train["path"], train["channel"]) if c == "clean"}
+    loader = dm.train_dataloader()
+    for epoch, expected in ((0, clean), (1, clean), (2, {str(tmp_path / p) for p in train["path"]})):
+        _set_sampler_epoch(loader, epoch)  # as Lightning's fit loop does
+        paths = [p for batch in loader for p in batch["path"]]
+        assert set(paths) == expected and len(paths) == len(train)
+    assert len(clean) < len(train)
+    assert sum(len(b["path"]) for b in dm.val_dataloader()) == len(dm.dataset("val"))  # evaluation: every row
+    with pytest.raises(SpeechexpError, match="bucket=true"):
+        EmotionSpeechDataModule(tmp_path, n_mels=16, clean_epochs=1, bucket=False)
+    make_dataset(tmp_path / "plain", n=8)
+    with pytest.raises(SpeechexpError, match="'channel' column"):
+        EmotionSpeechDataModule(tmp_path / "plain", n_mels=16, clean_epochs=1).train_dataloader()
+
+
 def test_disk_feature_cache_is_used(tmp_path):
     make_dataset(tmp_path, n=4)
     dm = EmotionSpeechDataModule(tmp_path, n_mels=16, feature_cache="disk", bucket=False)

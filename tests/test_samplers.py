@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lightning_fabric.utilities.data import _set_sampler_epoch
 from pytorch_lightning.trainer.states import RunningStage
 from pytorch_lightning.utilities.data import _update_dataloader
 from torch.utils.data import BatchSampler, DistributedSampler
 
 from speechexp.data.emotion_datamodule import EmotionSpeechDataModule
-from speechexp.data.samplers import BucketBatchSampler
+from speechexp.data.samplers import BucketBatchSampler, EpochSampler
 from tests.test_emotion_datamodule import EMOTIONS, make_dataset
 
 LENGTHS = list(np.random.default_rng(1).uniform(1, 10, size=403))
@@ -91,3 +92,45 @@ def test_lightning_ddp_recreation_keeps_lengths_and_shards(tmp_path):
         seen.append([i for batch in recreated.batch_sampler for i in batch])
     assert not set(seen[0]) & set(seen[1])
     assert sorted(seen[0] + seen[1]) == list(range(len(train)))
+    # the epoch Lightning sets on the DistributedSampler reaches the batch order
+    epochs = []
+    for epoch in (0, 1):
+        _set_sampler_epoch(recreated, epoch)
+        epochs.append(list(recreated.batch_sampler))
+    assert epochs[0] != epochs[1] and sorted(map(sorted, epochs[0])) != sorted(map(sorted, epochs[1]))
+
+
+def test_lightning_sets_the_epoch_so_every_epoch_is_shuffled_anew(tmp_path):
+    """Lightning calls set_epoch on a loader's sampler and its batch sampler's sampler, not on
+    the batch sampler: the datamodule's loader still gets a new order every epoch (it once
+    repeated epoch 0's batches for the whole run)."""
+    make_dataset(tmp_path, n=40)
+    dm = EmotionSpeechDataModule(tmp_path, batch_size=2, n_mels=16, emotions=EMOTIONS)
+    loader, n = dm.train_dataloader(), len(dm.dataset("train"))
+    orders = []
+    for epoch in (0, 1, 2):
+        _set_sampler_epoch(loader, epoch)  # what the fit loop does before each epoch
+        orders.append(list(loader.batch_sampler))
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+    assert all(sorted(i for b in order for i in b) == list(range(n)) for order in orders)
+    _set_sampler_epoch(loader, 1)
+    assert list(loader.batch_sampler) == orders[1]  # a resumed epoch repeats its order
+
+
+def test_a_warm_up_pool_fills_the_first_epochs_and_keeps_their_length():
+    pool = list(range(0, 403, 3))  # e.g. the clean recordings
+    plain = sampler()
+    s = BucketBatchSampler(EpochSampler(403), 8, lengths=LENGTHS, seed=0, pool_batches=10,
+                           warmup_indices=pool, warmup_epochs=2)
+    for epoch in (0, 1):
+        s.set_epoch(epoch)
+        items = [i for b in s for i in b]
+        assert len(items) == 403 and len(list(s)) == len(s) == len(plain)
+        assert set(items) == set(pool)  # only the pool, each of its items at least once
+        assert max(items.count(i) for i in pool) - min(items.count(i) for i in pool) <= 1
+    s.set_epoch(2)
+    assert sorted(i for b in s for i in b) == list(range(403))
+    s.sampler.set_epoch(0)  # the epoch Lightning sets on the sampler counts
+    assert set(i for b in s for i in b) == set(pool)
+    with pytest.raises(ValueError, match="warmup_indices"):
+        BucketBatchSampler(range(5), 2, lengths=[1.0] * 5, warmup_indices=[7], warmup_epochs=1)

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from speechexp.data import metadata
 from speechexp.data.features import FeatureCache, LogMel, feature_params, load_audio
 from speechexp.data.preparer import METADATA_FILE
-from speechexp.data.samplers import BucketBatchSampler
+from speechexp.data.samplers import BucketBatchSampler, EpochSampler
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
 
@@ -131,6 +131,10 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
             is the pool size in batches.
         max_duration: drop utterances longer than this many seconds (None keeps all).
         seed: seed of batch order.
+        clean_epochs: a clean-first curriculum for a corpus with degraded recordings (its
+            ``channel`` column, ``dataset.preparer.degrade``): the first ``clean_epochs``
+            training epochs draw only clean utterances (as many as the split holds, so epochs
+            keep their length), then every utterance. Needs ``bucket``.
     """
 
     def __init__(
@@ -154,11 +158,18 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         max_duration: float | None = None,
         seed: int = 0,
         other_emotions: str = "drop",
+        clean_epochs: int = 0,
     ) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
         self.batch_size, self.num_workers, self.seed = int(batch_size), int(num_workers), int(seed)
         self.bucket, self.bucket_pool = bool(bucket), int(bucket_pool)
+        self.clean_epochs = int(clean_epochs)
+        if self.clean_epochs < 0:
+            raise SpeechexpError(f"dataset.datamodule.clean_epochs={clean_epochs} must be 0 or more.")
+        if self.clean_epochs and not self.bucket:
+            raise SpeechexpError("dataset.datamodule.clean_epochs needs bucket=true (the bucketing sampler runs "
+                                 "the curriculum); set bucket=true or clean_epochs=0.")
         self.logmel = LogMel(sample_rate=int(sample_rate), n_mels=int(n_mels), n_fft=int(n_fft),
                              hop_length=int(hop_length), win_length=win_length, backend=str(feature_backend))
         self.tokenizer = CharTokenizer(vocabulary=vocabulary, umlauts=str(umlauts))
@@ -226,11 +237,25 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         common = {"num_workers": self.num_workers, "collate_fn": collate,
                   "persistent_workers": self.num_workers > 0}
         if self.bucket:  # under DDP, Lightning hands the sampler its DistributedSampler (rank, replicas)
-            sampler = BucketBatchSampler(range(len(data)), self.batch_size, lengths=data.lengths(), shuffle=shuffle,
-                                         seed=self.seed, pool_batches=self.bucket_pool)
+            warmup = self.clean_indices(data) if shuffle and self.clean_epochs else None
+            sampler = BucketBatchSampler(EpochSampler(len(data)), self.batch_size, lengths=data.lengths(), shuffle=shuffle,
+                                         seed=self.seed, pool_batches=self.bucket_pool,
+                                         warmup_indices=warmup, warmup_epochs=self.clean_epochs)
             return DataLoader(data, batch_sampler=sampler, **common)
         generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, generator=generator, **common)
+
+    def clean_indices(self, data: EmotionSpeechDataset) -> list[int]:
+        """Positions of ``data``'s clean recordings (``channel`` column ``clean``)."""
+        if "channel" not in data.rows.columns:
+            raise SpeechexpError(f"dataset.datamodule.clean_epochs needs a 'channel' column in "
+                                 f"{self.dataset_dir / METADATA_FILE} (a corpus prepared with dataset.preparer.degrade); "
+                                 "set clean_epochs=0 for this dataset.")
+        clean = [i for i, channel in enumerate(data.rows["channel"].fillna("clean")) if channel == "clean"]
+        if not clean:
+            raise SpeechexpError(f"dataset.datamodule.clean_epochs: no clean training utterance in {self.dataset_dir}; "
+                                 "lower dataset.preparer.degrade below 1 or set clean_epochs=0.")
+        return clean
 
     def train_dataloader(self) -> DataLoader:
         if len(self.dataset("train")) == 0:

@@ -8,6 +8,28 @@ from typing import Iterable, Iterator, Sequence
 from torch.utils.data import BatchSampler, DistributedSampler, Sampler
 
 
+class EpochSampler(Sampler[int]):
+    """The items ``0 .. n-1`` in order, holding the epoch that Lightning sets.
+
+    Lightning calls ``set_epoch`` on a loader's ``sampler`` and on its batch sampler's
+    ``sampler``, never on the batch sampler itself: a :class:`BucketBatchSampler` built on
+    this one reads its epoch from here, so every epoch gets its own shuffle (under DDP the
+    ``DistributedSampler`` that Lightning puts in its place carries the epoch the same way).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n, self.epoch = int(n), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class BucketBatchSampler(BatchSampler):
     """Batches of dataset indices with similar lengths; under DDP each process gets its share.
 
@@ -24,21 +46,28 @@ class BucketBatchSampler(BatchSampler):
     process's), then cuts its share into batches.
 
     Args:
-        sampler: the sampler this replaces; only consulted for sharding. Lightning re-creates
-            batch samplers under DDP with a ``DistributedSampler`` here, whose
-            ``num_replicas`` and ``rank`` are then used. Any iterable (e.g. ``range(n)``) when
-            not distributed.
+        sampler: the sampler this replaces; consulted for sharding and the epoch. Lightning
+            re-creates batch samplers under DDP with a ``DistributedSampler`` here, whose
+            ``num_replicas``, ``rank`` and ``epoch`` are then used. When not distributed an
+            :class:`EpochSampler` (Lightning sets its epoch) or any iterable (e.g. ``range(n)``;
+            then only :meth:`set_epoch` changes the epoch).
         batch_size: indices per batch (the last of a pool may be smaller unless ``drop_last``).
         drop_last: drop batches smaller than ``batch_size``.
         lengths: length of each dataset item ``[items]``, e.g. durations in seconds.
         shuffle, seed, pool_batches: see above.
         num_replicas, rank: explicit sharding (default: from a ``DistributedSampler`` passed
             as ``sampler``, else 1 and 0).
+        warmup_indices, warmup_epochs: a curriculum. In the first ``warmup_epochs`` epochs
+            (training only) every item is drawn from ``warmup_indices`` (e.g. the clean
+            recordings): each of them once, the rest of the epoch filled with others of them
+            drawn at random, so an epoch keeps its number of batches (a per-step learning-rate
+            schedule sized from the first epoch stays right).
     """
 
     def __init__(self, sampler: Sampler | Iterable[int], batch_size: int, drop_last: bool = False, *,
                  lengths: Sequence[float], shuffle: bool = True, seed: int = 0, pool_batches: int = 50,
-                 num_replicas: int | None = None, rank: int | None = None) -> None:
+                 num_replicas: int | None = None, rank: int | None = None,
+                 warmup_indices: Sequence[int] | None = None, warmup_epochs: int = 0) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.sampler, self.batch_size, self.drop_last = sampler, int(batch_size), bool(drop_last)
@@ -50,10 +79,20 @@ class BucketBatchSampler(BatchSampler):
         if not 0 <= self.rank < self.num_replicas:
             raise ValueError(f"rank must be in [0, {self.num_replicas}), got {self.rank}")
         self.epoch = 0
+        self.warmup_indices = [int(i) for i in warmup_indices or []]
+        self.warmup_epochs = int(warmup_epochs) if self.warmup_indices else 0
+        if any(not 0 <= i < len(self.lengths) for i in self.warmup_indices):
+            raise ValueError("warmup_indices must index the dataset")
 
     def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's shuffle (Lightning calls this before every epoch)."""
+        """Select the epoch's shuffle (and the sampler's, which Lightning sets before every epoch)."""
         self.epoch = int(epoch)
+        if callable(getattr(self.sampler, "set_epoch", None)):
+            self.sampler.set_epoch(self.epoch)
+
+    def current_epoch(self) -> int:
+        """The epoch: the sampler's where it holds one (Lightning sets it there), else :meth:`set_epoch`'s."""
+        return int(getattr(self.sampler, "epoch", self.epoch))
 
     def _cut(self, order: list[int]) -> list[list[int]]:
         batches = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -63,8 +102,9 @@ class BucketBatchSampler(BatchSampler):
 
     def epoch_batches(self) -> list[list[int]]:
         """All batches of the current epoch, before sharding (the same on every process)."""
-        indices = list(range(len(self.lengths)))
-        rng = random.Random(self.seed * 100003 + self.epoch)
+        epoch = self.current_epoch()
+        rng = random.Random(self.seed * 100003 + epoch)
+        indices = self.epoch_indices(rng, epoch)
         rng.shuffle(indices)
         pool = self.batch_size * self.pool_batches
         batches: list[list[int]] = []
@@ -72,6 +112,15 @@ class BucketBatchSampler(BatchSampler):
             batches.extend(self._cut(sorted(indices[start: start + pool], key=lambda i: self.lengths[i])))
         rng.shuffle(batches)
         return batches
+
+    def epoch_indices(self, rng: random.Random, epoch: int) -> list[int]:
+        """The items of ``epoch`` (``len(lengths)`` of them): all, or in a warm-up epoch the
+        warm-up items, each once, then drawn at random to the same count."""
+        n = len(self.lengths)
+        if epoch >= self.warmup_epochs:
+            return list(range(n))
+        pool = self.warmup_indices
+        return (pool * (n // len(pool)) + rng.sample(pool, n % len(pool)))[:n]
 
     def _eval_share(self) -> list[int]:
         by_length = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], i))
