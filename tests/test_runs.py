@@ -230,3 +230,42 @@ def test_run_dir_records_command_versions_and_commit(compose_train, tmp_path):
     if (REPO / ".git").exists():
         assert len(record["git"]["commit"]) == 40 and isinstance(record["git"]["dirty"], bool)
     assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_a_run_resumed_mid_epoch_still_prints_its_epoch_line(tmp_path, caplog):
+    """Lightning skips on_train_epoch_start for an epoch resumed mid-way (a checkpoint saved on
+    SIGTERM): the epoch line must still come, timed from the resume (it once raised AttributeError)."""
+    import logging  # noqa: PLC0415
+
+    import pytorch_lightning as pl  # noqa: PLC0415
+    from torch.utils.data import DataLoader  # noqa: PLC0415
+
+    from speechexp.runs.callbacks import EpochSummary  # noqa: PLC0415
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            loss = self.layer(batch).pow(2).mean()
+            self.log("train/loss", loss, on_epoch=True)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = DataLoader(torch.randn(8, 2), batch_size=2)  # 4 batches per epoch
+    options = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+               "enable_model_summary": False}
+    class SaveMidEpoch(pl.Callback):  # what GracefulInterrupt writes on SIGTERM
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if batch_idx == 1:
+                trainer.save_checkpoint(tmp_path / "mid.ckpt")
+
+    pl.Trainer(max_epochs=1, callbacks=[SaveMidEpoch()], **options).fit(Tiny(), data)
+    caplog.set_level(logging.INFO, logger="speechexp")
+    resumed = pl.Trainer(max_epochs=2, callbacks=[EpochSummary("train/loss")], **options)
+    resumed.fit(Tiny(), data, ckpt_path=tmp_path / "mid.ckpt")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert lines and lines[-1].startswith("epoch 2/2 step ") and lines[-1].endswith(" items/s"), lines

@@ -113,6 +113,11 @@ class EpochSummary(pl.Callback):
     def _stop(self, stage: str) -> None:
         self._seconds[stage] += time.perf_counter() - self._started[stage]
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a run resumed mid-epoch (from a checkpoint saved on SIGTERM) gets no
+        # on_train_epoch_start for that epoch: its line counts from the resume
+        self.on_train_epoch_start(trainer, pl_module)
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._items, self._seconds = {"train": 0, "val": 0}, {"train": 0.0, "val": 0.0}
         self._epoch_started = time.perf_counter()
