@@ -120,7 +120,7 @@ class BucketBatchSampler(BatchSampler):
         if epoch >= self.warmup_epochs:
             return list(range(n))
         pool = self.warmup_indices
-        return (pool * (n // len(pool)) + rng.sample(pool, n % len(pool)))[:n]
+        return pool * (n // len(pool)) + rng.sample(pool, n % len(pool))  # pool ⊆ items: n in all
 
     def _eval_share(self) -> list[int]:
         by_length = sorted(range(len(self.lengths)), key=lambda i: (self.lengths[i], i))
