@@ -37,12 +37,13 @@ def split_outputs(ckpt_path: str, split: str, data_dir: str):
     if task.speaker_norm:
         from speechexp.data.speaker_norm import speaker_means  # noqa: PLC0415
 
-        task._speaker_means = speaker_means(datamodule.dataset(split))
+        task._speaker_means = speaker_means(datamodule.dataset(split), prosody=task.reads_prosody)
     loader = datamodule._loader(split, shuffle=False)
     outputs = []
     with torch.no_grad():
         for batch in loader:
-            log_probs, lengths, _ = task(task.model_input(batch), batch["feature_lengths"])
+            features, prosody = task.model_input(batch)
+            log_probs, lengths, _ = task(features, batch["feature_lengths"], prosody)
             for i, text in enumerate(batch["text"]):
                 outputs.append((log_probs[:, i: i + 1].float(), lengths[i: i + 1], text))
     transcripts = sorted({task.tokenizer.normalize(t) for t in datamodule.dataset("train").rows["text"]})

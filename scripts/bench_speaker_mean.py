@@ -20,8 +20,6 @@ from omegaconf import OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 
-from speechexp.data.speaker_norm import subtract_speaker_means
-from speechexp.inference.transcription import mean_features
 from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
 from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
 
@@ -67,7 +65,7 @@ def main() -> None:
                 continue
             others = [o for o in by_speaker[speaker] if o != index]
             chosen = others if count == "all" else rng.sample(others, min(int(count) - 1, len(others)))
-            means.append(mean_features([items[i]["features"] for i in [index, *chosen]]))
+            means.append(task.speaker_statistics([items[i]["features"] for i in [index, *chosen]]))
         hypotheses, predicted = [], []
         with torch.no_grad():
             for first in range(0, len(items), args.batch_size):
@@ -76,8 +74,8 @@ def main() -> None:
                 features = torch.zeros(len(part), int(lengths.max()), items[first]["features"].shape[1])
                 for row, i in enumerate(part):
                     features[row, : lengths[row]] = items[i]["features"]
-                features = subtract_speaker_means(features, lengths, [means[i] for i in part])
-                log_probs, out_lengths, emotion_logits = task(features, lengths)
+                features, prosody = task.normalised(features, lengths, [means[i] for i in part])
+                log_probs, out_lengths, emotion_logits = task(features, lengths, prosody)
                 hypotheses += task.greedy_transcripts(log_probs, out_lengths)
                 predicted.append(emotion_logits.argmax(-1))
         uar = multiclass_accuracy(torch.cat(predicted), emotions, num_classes=len(task.emotion_names), average="macro")

@@ -10,9 +10,10 @@ Inputs and outputs, by name:
 
 - separation: ``mixture [batch, time]`` float32 → ``sources [batch, n_src, time]``;
 - asr_emotion: ``audio [batch, samples]`` float32 (zero-padded), ``lengths [batch]`` int64,
-  and, when ``speaker_norm`` is true, ``speaker_mean [batch, n_mels]`` float32 →
+  and, when ``speaker_norm`` is true, ``speaker_mean [batch, speaker_mean_size]`` float32 →
   ``log_probs [frames, batch, classes]`` (CTC layout, blank 0), ``out_lengths [batch]``,
-  ``emotion_logits [batch, emotions]``, ``mean_features [batch, n_mels]``.
+  ``emotion_logits [batch, emotions]``, ``mean_features [batch, speaker_mean_size]``
+  (``speaker_mean_size``: ``n_mels``, or ``n_mels + 6`` when the model reads prosody).
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ def graph_of(model: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
         meta = {"kind": "separation", "sample_rate": model.sample_rate, "n_sources": model.n_sources,
                 "inputs": ["mixture"], "outputs": ["sources"]}
     else:
-        graph = AsrEmotionGraph(task.model, model.logmel, model.speaker_norm)
+        graph = AsrEmotionGraph(task.model, model.logmel, model.speaker_norm, task.reads_prosody)
         inputs = ["audio", "lengths"] + (["speaker_mean"] if model.speaker_norm else [])
         meta = {"kind": "asr_emotion", "sample_rate": model.sample_rate, "n_mels": model.logmel.n_mels,
                 "labels": ["<blank>", *task.tokenizer.chars], "blank": 0, "emotions": model.emotion_names,
-                "speaker_norm": model.speaker_norm, "inputs": inputs,
+                "speaker_norm": model.speaker_norm, "speaker_mean_size": model.speaker_mean_size, "inputs": inputs,
                 # the speaker_mean for a recording with no other recording of its speaker (null: its own mean_features)
                 "lone_speaker_mean": None if getattr(task, "lone_mean", None) is None else task.lone_mean.tolist(),
                 "outputs": ["log_probs", "out_lengths", "emotion_logits", "mean_features"]}
@@ -67,7 +68,7 @@ def example_inputs(meta: dict[str, Any], batch: int = 2, seconds: float = 1.0, s
     audio = audio * (torch.arange(samples)[None, :] < lengths[:, None])
     inputs = {"audio": audio, "lengths": lengths}
     if meta["speaker_norm"]:
-        inputs["speaker_mean"] = torch.randn(batch, meta["n_mels"], generator=gen)
+        inputs["speaker_mean"] = torch.randn(batch, meta.get("speaker_mean_size", meta["n_mels"]), generator=gen)
     return inputs
 
 
@@ -151,12 +152,10 @@ def reference_outputs(model: Any, inputs: dict[str, torch.Tensor]) -> list[np.nd
         features = [model.logmel(audio[i, :n]) for i, n in enumerate(lengths)]
         batch = collate_features([{"features": torch.from_numpy(f)} for f in features])
         x, frames = batch["features"], batch["feature_lengths"]
-        means = torch.stack([torch.from_numpy(f).double().mean(0).float() for f in features])
-        if model.speaker_norm:
-            from speechexp.data.speaker_norm import subtract_speaker_means  # noqa: PLC0415
-
-            x = subtract_speaker_means(x, frames, list(inputs["speaker_mean"]))
-        log_probs, out_lengths, emotion_logits = task.model(x.to(model.device), frames.to(model.device))
+        means = torch.stack([task.speaker_statistics([f]) for f in features])
+        x, prosody = task.normalised(x, frames, list(inputs["speaker_mean"]) if model.speaker_norm else None)
+        log_probs, out_lengths, emotion_logits = task(x.to(model.device), frames.to(model.device),
+                                                      None if prosody is None else prosody.to(model.device))
         return [log_probs.cpu().numpy(), out_lengths.cpu().numpy(), emotion_logits.cpu().numpy(), means.numpy()]
 
 

@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 from speechexp.data.progress import progress
 from speechexp.errors import SpeechexpError
 from speechexp.inference.audio import read_audio, resample
-from speechexp.inference.transcription import collate_features, mean_features
+from speechexp.data.speaker_norm import SpeakerStatistics, speaker_statistics
+from speechexp.inference.transcription import collate_features
 
 # what a folder is searched for (case-insensitive); a glob or a file is taken as given
 AUDIO_SUFFIXES = frozenset({
@@ -153,17 +154,19 @@ class SeparationLoader:
 
 
 class FeatureLoader:
-    """A file's log-mel ``features [frames, n_mels]`` and its ``speaker_mean [n_mels]``: its
-    speaker's (``means[speakers[index]]``) or, without speakers, ``lone_mean`` (the model's
-    mean for a lone utterance) when given, else its own."""
+    """A file's log-mel ``features [frames, n_mels]`` and its ``speaker_mean`` (``[n_mels]``,
+    or ``[n_mels + 6]`` with the mean prosody when ``prosody``): its speaker's
+    (``means[speakers[index]]``) or, without speakers, ``lone_mean`` (the model's mean for a
+    lone utterance) when given, else its own."""
 
     def __init__(self, logmel: Any, speaker_norm: bool, speakers: list[str] | None = None,
-                 means: dict[str, torch.Tensor] | None = None, lone_mean: torch.Tensor | None = None) -> None:
-        self.logmel, self.speaker_norm = logmel, bool(speaker_norm)
+                 means: dict[str, torch.Tensor] | None = None, lone_mean: torch.Tensor | None = None,
+                 prosody: bool = False) -> None:
+        self.logmel, self.speaker_norm, self.prosody = logmel, bool(speaker_norm), bool(prosody)
         self.speakers, self.means, self.fallback = speakers, means or {}, lone_mean
 
     def lone_mean(self, features) -> torch.Tensor:
-        return self.fallback if self.fallback is not None else mean_features([features])
+        return self.fallback if self.fallback is not None else speaker_statistics([features], self.prosody)
 
     def features(self, audio, rate: int):
         return self.logmel(resample(audio, rate, self.logmel.sample_rate))
@@ -177,18 +180,16 @@ class FeatureLoader:
         return item
 
     def speaker_means(self, files: Sequence[Path]) -> None:
-        """Fill :attr:`means`: each speaker's mean features over its readable files."""
-        sums: dict[str, torch.Tensor] = {}
-        frames: dict[str, int] = {}
+        """Fill :attr:`means`: each speaker's statistics over its readable files."""
+        statistics = SpeakerStatistics(self.prosody)
         for path, speaker in progress(zip(files, self.speakers), len(files), "Speaker statistics"):
             try:
                 audio, rate = read_audio(path)
-                features = torch.from_numpy(self.features(audio, rate)).double()
+                features = torch.from_numpy(self.features(audio, rate))
             except Exception:  # noqa: BLE001 - the file fails (with its reason) when it is processed
                 continue
-            sums[speaker] = sums.get(speaker, 0) + features.sum(0)
-            frames[speaker] = frames.get(speaker, 0) + int(features.shape[0])
-        self.means = {s: (sums[s] / max(frames[s], 1)).float() for s in sums}
+            statistics.add(speaker, features)
+        self.means = statistics.means()
 
 
 def collate_items(items: Sequence[dict], kind: str) -> dict:

@@ -12,10 +12,11 @@ runtime), so the spectral front ends are written as fixed linear maps:
 :class:`SeparatorGraph`: ``mixture [batch, time]`` → ``sources [batch, n_src, time]``.
 :class:`AsrEmotionGraph`: ``audio [batch, samples]`` (zero-padded), ``lengths [batch]``
 (samples) and, for models trained with per-speaker normalisation, ``speaker_mean
-[batch, n_mels]`` → ``log_probs (T, N, C)``, ``out_lengths [N]``, ``emotion_logits
-[N, emotions]`` and ``mean_features [N, n_mels]`` (each input's mean log-mel vector over
-its own frames: average it, weighted by frames, over a speaker's utterances to get that
-speaker's ``speaker_mean``).
+[batch, S]`` → ``log_probs (T, N, C)``, ``out_lengths [N]``, ``emotion_logits
+[N, emotions]`` and ``mean_features [N, S]`` (each input's mean log-mel vector over its own
+frames, followed by its prosody when the model reads prosody: average it over a speaker's
+utterances, the log-mel part weighted by frames, to get that speaker's ``speaker_mean``).
+``S`` is ``n_mels``, or ``n_mels + 6`` for a model that reads speaker-relative prosody.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from speechexp.models.prosody import utterance_prosody
 
 
 def centred_window(win_length: int, n_fft: int) -> torch.Tensor:
@@ -128,9 +131,9 @@ class AsrEmotionGraph(nn.Module):
     frames), per-speaker normalisation when the model was trained with it, and the
     multitask model; see the module docstring for inputs and outputs."""
 
-    def __init__(self, model: nn.Module, logmel, speaker_norm: bool):
+    def __init__(self, model: nn.Module, logmel, speaker_norm: bool, reads_prosody: bool = False):
         super().__init__()
-        self.model, self.speaker_norm = model, bool(speaker_norm)
+        self.model, self.speaker_norm, self.reads_prosody = model, bool(speaker_norm), bool(reads_prosody)
         self.hop_length, self.log_floor = int(logmel.hop_length), float(logmel.log_floor)
         self.stft = ConvSTFT(logmel.n_fft, logmel.hop_length, logmel.win_length, pad_mode="constant")
         self.register_buffer("filterbank", torch.from_numpy(logmel.filterbank().copy()).float().T.contiguous(),
@@ -149,8 +152,18 @@ class AsrEmotionGraph(nn.Module):
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor, speaker_mean: torch.Tensor | None = None):
         features, feature_lengths = self.features(audio, lengths)
         mean_features = features.sum(1) / feature_lengths.clamp(min=1).unsqueeze(-1).to(features.dtype)
-        if self.speaker_norm:
+        prosody = None
+        if self.reads_prosody:
+            prosody = utterance_prosody(features, feature_lengths)
+            mean_features = torch.cat([mean_features, prosody], dim=-1)
+        if self.speaker_norm:  # relative to the speaker's (without speaker_norm: the utterance's own)
+            n_mels = features.shape[-1]
+            if prosody is not None:
+                prosody = prosody - speaker_mean[:, n_mels:]
             valid = torch.arange(features.shape[1], device=features.device)[None, :] < feature_lengths[:, None]
-            features = (features - speaker_mean.unsqueeze(1)) * valid.unsqueeze(-1).to(features.dtype)
-        log_probs, out_lengths, emotion_logits = self.model(features, feature_lengths)
+            features = (features - speaker_mean[:, :n_mels].unsqueeze(1)) * valid.unsqueeze(-1).to(features.dtype)
+        if prosody is None:
+            log_probs, out_lengths, emotion_logits = self.model(features, feature_lengths)
+        else:
+            log_probs, out_lengths, emotion_logits = self.model(features, feature_lengths, prosody)
         return log_probs, out_lengths, emotion_logits, mean_features

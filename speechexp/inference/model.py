@@ -24,7 +24,8 @@ import torch
 
 from speechexp.errors import SpeechexpError
 from speechexp.inference.audio import fit_length, resample, to_mono
-from speechexp.inference.transcription import Transcription, collate_features, mean_features
+from speechexp.inference.transcription import Transcription, collate_features
+from speechexp.models.prosody import PROSODY_FEATURES
 
 Audio = Any  # np.ndarray or torch.Tensor, [time] / [time, channels] / [channels, time]
 
@@ -118,7 +119,8 @@ class AsrEmotionModel(LoadedModel):
     """A multitask speech recogniser and emotion classifier; see :meth:`transcribe`.
 
     With ``speaker_norm`` (the multitask recipe), each utterance's features have its
-    speaker's mean log-mel vector subtracted; :meth:`transcribe` takes that mean
+    speaker's mean log-mel vector subtracted (and a model whose emotion head reads prosody
+    reads it relative to the speaker's mean prosody); :meth:`transcribe` takes that mean
     (``speaker_mean``, e.g. from :meth:`speaker_mean` over the speaker's other
     utterances), or which recordings of the batch share a speaker (``speakers``), and by
     default treats each recording as its own speaker.
@@ -155,13 +157,20 @@ class AsrEmotionModel(LoadedModel):
         """Log-mel features ``[frames, n_mels]`` of one recording, as the model reads them."""
         return self.logmel(resample(to_mono(audio), int(sample_rate), self.sample_rate))
 
+    @property
+    def speaker_mean_size(self) -> int:
+        """The size of a speaker mean: ``n_mels``, and 6 more (the mean prosody) when the
+        model reads speaker-relative prosody."""
+        return int(self.logmel.n_mels) + (len(PROSODY_FEATURES) if self.task.reads_prosody else 0)
+
     def speaker_mean(self, utterances: Sequence[Audio], sample_rate: int | Sequence[int]) -> np.ndarray:
-        """One speaker's mean log-mel vector ``[n_mels]`` over all frames of ``utterances``
-        (the more, the closer to what training saw); pass it to :meth:`transcribe`."""
+        """One speaker's mean log-mel vector over all frames of ``utterances`` (the more, the
+        closer to what training saw), followed by its mean prosody when the model reads it:
+        ``[speaker_mean_size]``; pass it to :meth:`transcribe`."""
         items, rates, _ = _as_list(list(utterances), sample_rate)
         if not items:
             raise SpeechexpError("speaker_mean needs at least one utterance of the speaker.")
-        return mean_features([self.features(a, r) for a, r in zip(items, rates)]).numpy()
+        return self.task.speaker_statistics([self.features(a, r) for a, r in zip(items, rates)]).numpy()
 
     def transcribe(self, audio: Audio | Sequence[Audio], sample_rate: int | Sequence[int], *,
                    speaker_mean: Any = None, speakers: Sequence[Any] | None = None, words: bool = True,
@@ -170,7 +179,7 @@ class AsrEmotionModel(LoadedModel):
 
         Args:
             audio, sample_rate: one recording and its rate, or lists of them (or one rate).
-            speaker_mean: the speaker's mean features ``[n_mels]`` (:meth:`speaker_mean`),
+            speaker_mean: the speaker's mean ``[speaker_mean_size]`` (:meth:`speaker_mean`),
                 for every recording, or a list with one per recording (``None`` entries:
                 that recording alone). Only used when the model has ``speaker_norm``.
             speakers: a speaker label per recording; recordings with the same label share
@@ -197,7 +206,7 @@ class AsrEmotionModel(LoadedModel):
 
     def _means(self, features: list[np.ndarray], speaker_mean: Any, speakers: Sequence[Any] | None
                ) -> list[torch.Tensor]:
-        """Each recording's speaker mean ``[n_mels]``."""
+        """Each recording's speaker mean ``[speaker_mean_size]``."""
         n = len(features)
         if speaker_mean is not None and speakers is not None:
             raise SpeechexpError("Pass either speaker_mean or speakers to transcribe, not both.")
@@ -205,7 +214,7 @@ class AsrEmotionModel(LoadedModel):
             labels = list(speakers)
             if len(labels) != n:
                 raise SpeechexpError(f"{n} recordings but {len(labels)} speaker labels; pass one per recording.")
-            shared = {label: mean_features([f for f, other in zip(features, labels) if other == label])
+            shared = {label: self.task.speaker_statistics([f for f, other in zip(features, labels) if other == label])
                       for label in set(labels)}
             return [shared[label] for label in labels]
         if speaker_mean is None:
@@ -217,8 +226,8 @@ class AsrEmotionModel(LoadedModel):
         for f, mean in zip(features, given):
             mean = (self.task.mean_of_lone_utterance(torch.as_tensor(f)) if mean is None
                     else torch.as_tensor(np.asarray(mean), dtype=torch.float32))
-            if mean.shape != (self.logmel.n_mels,):
-                raise SpeechexpError(f"speaker_mean has shape {tuple(mean.shape)}, not ({self.logmel.n_mels},); "
+            if mean.shape != (self.speaker_mean_size,):
+                raise SpeechexpError(f"speaker_mean has shape {tuple(mean.shape)}, not ({self.speaker_mean_size},); "
                                      "compute it with model.speaker_mean(utterances, sample_rate).")
             means.append(mean)
         return means

@@ -61,14 +61,6 @@ def collate_features(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-def mean_features(features: Sequence[np.ndarray | torch.Tensor]) -> torch.Tensor:
-    """The mean feature vector ``[n_mels]`` over every frame of ``features`` (each
-    ``[frames, n_mels]``), summed in float64 as :func:`speechexp.data.speaker_norm.speaker_means` does."""
-    total = sum(torch.as_tensor(f).double().sum(0) for f in features)
-    frames = sum(int(f.shape[0]) for f in features)
-    return (total / max(frames, 1)).float()
-
-
 def word_timings(log_probs: torch.Tensor, text: str, tokenizer: CharTokenizer, frame_seconds: float) -> list[Word]:
     """Words of ``text`` with their times, from the Viterbi alignment of ``text`` to
     ``log_probs [frames, classes]`` (one utterance's valid frames)."""

@@ -4,13 +4,16 @@ features ``[batch, frames, n_mels]`` → input normalisation → (training only)
 → convolutional front end (time subsampled by ``stride``) → BiLSTM encoder → (a)
 per-frame character log-probs for CTC and (b) an utterance embedding → emotion logits.
 
-The emotion embedding pools any of five sources over each utterance's valid frames:
+The emotion embedding pools any of five sources over each utterance's valid frames,
+and may add a sixth, ``prosody``, given beside the features:
 ``encoder`` (the BiLSTM output), ``conv`` (the shared front end's features), ``branch``
 (a convolutional stack of its own that reads the globally normalised features, so
 loudness, pitch and spectral tilt reach it unchanged by per-utterance normalisation
 or SpecAugment), ``input`` (those globally normalised log-mel features themselves) and
 ``ctc`` (the mean CTC posteriors, detached: the share of non-blank frames measures
-speaking rate).
+speaking rate); ``prosody`` is the utterance's loudness, energy and brightness relative to
+its speaker (:func:`speechexp.data.speaker_norm.relative_prosody`, computed by the task from
+the raw features), batch-normalised.
 
 The BiLSTM (:class:`speechexp.models.layers.ExactBiLSTM`) runs on padded tensors (far
 faster on CPU than packed sequences) and is still exact: the backward direction reads
@@ -29,9 +32,10 @@ from speechexp.models.layers import (
     AttentionPooling, ExactBiLSTM, MaskedBatchNorm, StatsPooling, mask_frames, masked_mean_std, sequence_dropout,
     valid_mask,
 )
+from speechexp.models.prosody import PROSODY_FEATURES
 
 INPUT_NORMS = ("utterance", "global", "frame", "none")
-EMOTION_SOURCES = ("encoder", "conv", "branch", "input", "ctc")
+EMOTION_SOURCES = ("encoder", "conv", "branch", "input", "ctc", "prosody")
 EMOTION_POOLINGS = ("attention", "stats")
 
 
@@ -110,17 +114,26 @@ class MultitaskSpeechModel(nn.Module):
                 + [nn.Conv1d(branch_channels, branch_channels, kernel_size=3, padding=1)
                    for _ in range(max(0, int(branch_layers) - 1))])
         self.pools = nn.ModuleDict()  # one pooling per source, in emotion_sources order
+        self.source_widths: dict[str, int] = {}  # each source's share of the emotion head's input, in order
         size = 0
         for source in sources:
-            if source in ("input", "ctc"):
+            if source == "prosody":
+                self.pools[source], width = MaskedBatchNorm(len(PROSODY_FEATURES)), len(PROSODY_FEATURES)
+            elif source in ("input", "ctc"):
                 self.pools[source], width = StatsPooling(), 2 * (n_mels if source == "input" else vocab_size)
             else:
                 dim = {"encoder": 2 * units, "conv": conv_channels, "branch": branch_channels}[source]
                 self.pools[source], width = pooled(dim)
+            self.source_widths[source] = width
             size += width
         hidden = int(emotion_units or units)
         self.emotion_head = nn.Sequential(nn.Linear(size, hidden), nn.GELU(), nn.Dropout(dropout),
                                           nn.Linear(hidden, num_emotions))
+
+    @property
+    def reads_prosody(self) -> bool:
+        """Whether :meth:`forward` needs each utterance's speaker-relative ``prosody``."""
+        return "prosody" in self.emotion_sources
 
     def encoder_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Encoder frames after subsampling, ``ceil(lengths / stride)``: ``[batch]`` → ``[batch]``."""
@@ -155,13 +168,17 @@ class MultitaskSpeechModel(nn.Module):
             x = x * valid_mask(lengths, x.shape[2]).unsqueeze(1).to(x.dtype)
         return x.transpose(1, 2), lengths
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, prosody: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``features [batch, frames, n_mels]``, ``lengths [batch]`` →
+        """``features [batch, frames, n_mels]``, ``lengths [batch]`` (and, when the emotion
+        head reads it, ``prosody [batch, len(PROSODY_FEATURES)]``) →
         ``log_probs (T, N, C)`` (CTC layout: ``T = frames' * ctc_upsample``, ``N = batch``,
         ``C = vocab_size``), ``out_lengths [batch]``,
         ``emotion_logits [batch, num_emotions]``."""
         lengths = lengths.clamp(min=0, max=features.shape[1])
+        if self.reads_prosody and prosody is None:
+            raise ValueError("this model's emotion head reads prosody; pass each utterance's speaker-relative "
+                             "prosody (speechexp.data.speaker_norm.relative_prosody)")
         x, global_features = self.normalise(features, lengths)
         if self.augment is not None and self.training:
             x = mask_frames(self.augment(x, lengths), lengths)
@@ -184,6 +201,9 @@ class MultitaskSpeechModel(nn.Module):
                 pooled.append(self.pools[source](*self.run_branch(global_features, lengths)))
             elif source == "input":
                 pooled.append(self.pools[source](global_features, lengths))
+            elif source == "prosody":
+                one_frame = torch.ones_like(lengths)  # standardised by running statistics, as the input is
+                pooled.append(self.pools[source](prosody.to(features.dtype).unsqueeze(1), one_frame).squeeze(1))
             else:  # ctc: mean posteriors (speaking rate) and their spread, not trained through
                 pooled.append(self.pools[source](log_probs.detach().exp(), out_lengths))
         emotion_logits = self.emotion_head(self.dropout(torch.cat(pooled, dim=-1)))

@@ -13,7 +13,8 @@ of the first test utterance (its Viterbi path over the log-probs, and the soft a
 
 Prediction (``trainer.predict``, ``speechexp-infer``, :mod:`speechexp.inference`): a batch
 holds log-mel ``features`` and, with ``speaker_norm``, each utterance's ``speaker_mean``
-(computed by the caller from the utterances it says share a speaker); each utterance
+(computed by the caller from the utterances it says share a speaker, :meth:`AsrEmotionTask.speaker_statistics`:
+``[n_mels]``, or ``[n_mels + 6]`` when the model also reads speaker-relative prosody); each utterance
 gets a :class:`~speechexp.inference.transcription.Transcription` (greedy transcript,
 emotion and its probabilities, word timings from the Viterbi alignment).
 """
@@ -33,20 +34,21 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
-from speechexp.data.speaker_norm import speaker_means, subtract_speaker_means
+from speechexp.data.speaker_norm import relative_prosody, speaker_means, speaker_statistics, subtract_speaker_means
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
 from speechexp.inference.decoders import CTCDecoder, build_decoder
-from speechexp.inference.transcription import Transcription, mean_features, transcriptions
+from speechexp.inference.transcription import Transcription, transcriptions
 from speechexp.io import write_csv_atomic
 from speechexp.losses.ctc import ctc_alignment, ctc_alignment_targets
+from speechexp.models.prosody import utterance_prosody
 from speechexp.tasks.base import ConfiguredTask
 from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 
 STAGES = ("train", "val", "test")
 EMOTION_NAMES_KEY = "speechexp_emotion_names"  # the label order, saved with the weights
 TRANSCRIPTS_KEY = "speechexp_train_transcripts"  # what decoder=beam_lm fits its language model on
-LONE_MEAN_KEY = "speechexp_lone_speaker_mean"  # the mean a lone utterance is normalised with
+LONE_MEAN_KEY = "speechexp_lone_speaker_mean"  # the statistics a lone utterance is normalised with
 NONFINITE_LOSS_HINT = ("likely cause: CTC inputs shorter than their targets (after the model's time subsampling); "
                        "set loss.zero_infinity=true, or use shorter targets or less subsampling (model.stride)")
 
@@ -101,6 +103,10 @@ class AsrEmotionTask(ConfiguredTask):
             weights): the model learns to read an utterance with no other utterance of its
             speaker, and prediction normalises such an utterance (``speakers=none``) with that
             mean instead of its own.
+
+    A model whose emotion head reads ``prosody`` (``model.emotion_sources``) gets each
+    utterance's prosody relative to its speaker's mean prosody (kept beside the speaker's
+    mean features) with ``speaker_norm``, and as it is without.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
@@ -111,9 +117,10 @@ class AsrEmotionTask(ConfiguredTask):
         super().__init__(optimizer, scheduler, monitor, run_config)
         self.speaker_norm, self.n_media = bool(speaker_norm), int(n_media)
         self.speaker_mean_dropout = float(speaker_mean_dropout)
-        self.lone_mean: torch.Tensor | None = None  # [n_mels], when trained with speaker_mean_dropout
+        self.lone_mean: torch.Tensor | None = None  # [n_mels (+ 6)], when trained with speaker_mean_dropout
         self._speaker_means: dict[str, torch.Tensor] | None = None
         self.model, self.ctc = model, loss
+        self.reads_prosody = bool(getattr(model, "reads_prosody", False))
         self.tokenizer, self.emotion_names = tokenizer, list(emotion_names)
         self.asr_weight, self.emotion_weight = float(asr_weight), float(emotion_weight)
         self.export_dir = Path(export_dir) if export_dir else None
@@ -134,8 +141,10 @@ class AsrEmotionTask(ConfiguredTask):
         self._predictions: list[dict] = []
         self._alignment_example: tuple | None = None
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor):
-        return self.model(features, lengths)
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, prosody: torch.Tensor | None = None):
+        if prosody is None:
+            return self.model(features, lengths)
+        return self.model(features, lengths, prosody)
 
     def greedy_transcripts(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Best-path decoding of ``log_probs (T, N, C)`` within each length."""
@@ -194,17 +203,18 @@ class AsrEmotionTask(ConfiguredTask):
                                  "(EmotionSpeechDataModule); set it to false for other data.")
         self._speaker_means = {}
         for split in STAGES:
-            self._speaker_means.update(speaker_means(datamodule.dataset(split)))
+            self._speaker_means.update(speaker_means(datamodule.dataset(split), prosody=self.reads_prosody))
         if self.speaker_mean_dropout > 0 and self.lone_mean is None:
             train_paths = set(datamodule.dataset("train").rows["path"])
             per_speaker = {id(m): m for p, m in self._speaker_means.items() if p in train_paths}
             if per_speaker:  # an evaluation set has no train split: the checkpoint's mean is restored
                 self.lone_mean = torch.stack(list(per_speaker.values())).mean(0)  # each training speaker once
 
-    def model_input(self, batch: dict) -> torch.Tensor:
-        """The batch's features ``[batch, frames, n_mels]``, speaker-normalised when asked."""
+    def model_input(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the model reads of a training batch: the features ``[batch, frames, n_mels]``,
+        speaker-normalised when asked, and (or ``None``) the speaker-relative prosody ``[batch, 6]``."""
         if not self.speaker_norm:
-            return batch["features"]
+            return self.normalised(batch["features"], batch["feature_lengths"], None)
         try:
             means = [self._speaker_means[path] for path in batch["path"]]
         except (KeyError, TypeError) as missing:
@@ -213,16 +223,33 @@ class AsrEmotionTask(ConfiguredTask):
         if self.training and self.speaker_mean_dropout > 0 and self.lone_mean is not None:
             lone = (torch.rand(len(means)) < self.speaker_mean_dropout).tolist()
             means = [self.lone_mean if alone else mean for alone, mean in zip(lone, means)]
-        return subtract_speaker_means(batch["features"], batch["feature_lengths"], means)
+        return self.normalised(batch["features"], batch["feature_lengths"], means)
+
+    def normalised(self, features: torch.Tensor, lengths: torch.Tensor, means: list[torch.Tensor] | None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw ``features [batch, frames, n_mels]`` and each utterance's speaker statistics
+        (``None`` without ``speaker_norm``) → the features minus the speaker mean and, when the
+        model reads it, the prosody ``[batch, 6]`` relative to the speaker's (else ``None``)."""
+        if means is None:
+            return features, utterance_prosody(features, lengths) if self.reads_prosody else None
+        prosody = relative_prosody(features, lengths, means) if self.reads_prosody else None
+        return subtract_speaker_means(features, lengths, means), prosody
+
+    def speaker_statistics(self, features: list) -> torch.Tensor:
+        """One speaker's statistics from its utterances' ``features`` (each ``[frames, n_mels]``):
+        the mean over all frames ``[n_mels]``, followed by the mean utterance prosody ``[6]``
+        when the model reads prosody."""
+        return speaker_statistics(features, prosody=self.reads_prosody)
 
     def mean_of_lone_utterance(self, features: torch.Tensor) -> torch.Tensor:
-        """The speaker mean ``[n_mels]`` for an utterance ``[frames, n_mels]`` with no other
-        utterance of its speaker: the training speakers' mean when the model learned to read
-        it (``speaker_mean_dropout``), else the utterance's own mean."""
-        return self.lone_mean if self.lone_mean is not None else mean_features([features])
+        """The speaker statistics for an utterance ``[frames, n_mels]`` with no other utterance
+        of its speaker: the training speakers' mean when the model learned to read it
+        (``speaker_mean_dropout``), else the utterance's own."""
+        return self.lone_mean if self.lone_mean is not None else self.speaker_statistics([features])
 
     def _shared_step(self, batch: dict, stage: str):
-        log_probs, out_lengths, emotion_logits = self(self.model_input(batch), batch["feature_lengths"])
+        features, prosody = self.model_input(batch)
+        log_probs, out_lengths, emotion_logits = self(features, batch["feature_lengths"], prosody)
         # a task weighted 0 is only measured: no gradient flows from its loss
         ctc_input = log_probs.float() if self.asr_weight else log_probs.detach().float()
         ctc = self.ctc(ctc_input, batch["tokens"], out_lengths, batch["token_lengths"])
@@ -286,14 +313,16 @@ class AsrEmotionTask(ConfiguredTask):
 
     def transcribe_batch(self, batch: dict) -> list[Transcription]:
         """``features [batch, frames, n_mels]``, ``feature_lengths [batch]`` and, with
-        ``speaker_norm``, ``speaker_mean [batch, n_mels]`` → one transcription per utterance."""
-        features, lengths = batch["features"], batch["feature_lengths"]
+        ``speaker_norm``, ``speaker_mean [batch, n_mels (+ 6)]`` (:meth:`speaker_statistics`)
+        → one transcription per utterance."""
+        features, lengths, means = batch["features"], batch["feature_lengths"], None
         if self.speaker_norm:
             if batch.get("speaker_mean") is None:
                 raise SpeechexpError("This model subtracts each speaker's mean features; pass the speaker's mean "
                                      "(speaker_mean) or its utterances.")
-            features = subtract_speaker_means(features, lengths, list(batch["speaker_mean"]))
-        log_probs, out_lengths, emotion_logits = self(features, lengths)
+            means = list(batch["speaker_mean"])
+        features, prosody = self.normalised(features, lengths, means)
+        log_probs, out_lengths, emotion_logits = self(features, lengths, prosody)
         model = self.model
         ctc_frame = self.frame_seconds * getattr(model, "stride", 1) / getattr(model, "ctc_upsample", 1)
         self.prepare_decoder()
