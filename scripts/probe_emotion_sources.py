@@ -5,7 +5,7 @@
 Pools what the emotion head reads (each of ``model.emotion_sources``, as the head gets it)
 over every utterance of the checkpoint's corpus, plus the six speaker-relative prosody numbers
 of :mod:`speechexp.models.prosody` (whether or not the model reads them), fits a standardised
-logistic regression on the training split for each source and a few combinations, and prints
+logistic regression on the training split for each source and for all of them, and prints
 its UAR on the validation and test utterances of every voice (``source``), beside the head's
 own. A probe that reads a held-out voice well from a source the head also has, while the head
 does not, says the head leans on what does not transfer.
@@ -32,9 +32,11 @@ SPLITS = ("train", "val", "test")
 
 def pooled(task, datamodule) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per split: the head's input, the relative prosody, emotion labels, sources and the head's predictions."""
-    statistics = {}
+    statistics = {}  # with the mean prosody whether or not the model reads it (the task uses what it needs)
     for split in SPLITS:
         statistics.update(speaker_means(datamodule.dataset(split), prosody=True))
+    if task.speaker_norm:
+        task._speaker_means = statistics
     captured: list[torch.Tensor] = []
     task.model.emotion_head.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach()))
     out = {}
@@ -43,10 +45,9 @@ def pooled(task, datamodule) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarr
         with torch.no_grad():
             for batch in datamodule._loader(split, shuffle=False):
                 captured.clear()
-                features, lengths = task.model_input(batch)[0], batch["feature_lengths"]
-                means = [statistics[path] for path in batch["path"]]
-                relative = relative_prosody(batch["features"], lengths, means)
-                given = relative if task.reads_prosody and task.speaker_norm else task.model_input(batch)[1]
+                features, given = task.model_input(batch)
+                lengths = batch["feature_lengths"]
+                relative = relative_prosody(batch["features"], lengths, [statistics[path] for path in batch["path"]])
                 _, _, logits = task(features, lengths, given)
                 heads.append(captured[0].numpy())
                 prosody.append(relative.numpy())
@@ -73,10 +74,6 @@ def main() -> None:
     load_weights(task, checkpoint, args.ckpt)
     task.eval()
     datamodule.setup()
-    if task.speaker_norm:
-        task._speaker_means = {}
-        for split in SPLITS:
-            task._speaker_means.update(speaker_means(datamodule.dataset(split), prosody=task.reads_prosody))
     data = pooled(task, datamodule)
     columns, start = {}, 0
     for source, width in task.model.source_widths.items():
