@@ -6,6 +6,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 ARGS ?=
+# pytest-xdist workers for make test: one per core; each file's tests stay on one worker
+# (module fixtures build once) and every worker computes on one torch thread (tests/conftest.py).
+TEST_WORKERS ?= auto
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -36,7 +39,7 @@ train: $(STAMP)
 	$(BIN)/speechexp-train $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests $(ARGS)
 
 # The separation units x lr grid (hparams_search=separation_grid) on two parallel workers;
 # the comparison (table, heatmap, best.yaml) is written into the sweep folder at the end.

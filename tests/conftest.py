@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,6 +17,12 @@ from omegaconf import DictConfig, open_dict
 from speechexp.config import CONF_DIR
 
 REPO = Path(__file__).resolve().parent.parent
+
+# `make test` runs one pytest-xdist worker per core: each worker, and every command it starts,
+# computes on one torch thread, so that the workers never oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def compose_config(config_name: str, overrides: list[str], run_dir: Path | None = None) -> DictConfig:
