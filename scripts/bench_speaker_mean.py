@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 
+from speechexp.data.emotion_datamodule import collate
 from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
 from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
 
@@ -65,16 +66,16 @@ def main() -> None:
                 continue
             others = [o for o in by_speaker[speaker] if o != index]
             chosen = others if count == "all" else rng.sample(others, min(int(count) - 1, len(others)))
-            means.append(task.speaker_statistics([items[i]["features"] for i in [index, *chosen]]))
+            group = [items[i] for i in [index, *chosen]]
+            means.append(task.speaker_statistics([it["features"] for it in group], [it.get("pitch") for it in group]))
         hypotheses, predicted = [], []
         with torch.no_grad():
             for first in range(0, len(items), args.batch_size):
                 part = range(first, min(first + args.batch_size, len(items)))
-                lengths = torch.tensor([items[i]["features"].shape[0] for i in part])
-                features = torch.zeros(len(part), int(lengths.max()), items[first]["features"].shape[1])
-                for row, i in enumerate(part):
-                    features[row, : lengths[row]] = items[i]["features"]
-                features, prosody = task.normalised(features, lengths, [means[i] for i in part])
+                batch = collate([items[i] for i in part])
+                lengths = batch["feature_lengths"]
+                features, prosody = task.normalised(batch["features"], lengths, [means[i] for i in part],
+                                                    batch.get("pitch") if task.reads_pitch else None)
                 log_probs, out_lengths, emotion_logits = task(features, lengths, prosody)
                 hypotheses += task.greedy_transcripts(log_probs, out_lengths)
                 predicted.append(emotion_logits.argmax(-1))

@@ -34,7 +34,7 @@ def pooled(task, datamodule) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarr
     """Per split: the head's input, the relative prosody, emotion labels, sources and the head's predictions."""
     statistics = {}  # with the mean prosody whether or not the model reads it (the task uses what it needs)
     for split in SPLITS:
-        statistics.update(speaker_means(datamodule.dataset(split), prosody=True))
+        statistics.update(speaker_means(datamodule.dataset(split), prosody=True, pitch=task.reads_pitch))
     if task.speaker_norm:
         task._speaker_means = statistics
     captured: list[torch.Tensor] = []
@@ -47,7 +47,8 @@ def pooled(task, datamodule) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarr
                 captured.clear()
                 features, given = task.model_input(batch)
                 lengths = batch["feature_lengths"]
-                relative = relative_prosody(batch["features"], lengths, [statistics[path] for path in batch["path"]])
+                relative = relative_prosody(batch["features"], lengths, [statistics[path] for path in batch["path"]],
+                                            batch.get("pitch") if task.reads_pitch else None)
                 _, _, logits = task(features, lengths, given)
                 heads.append(captured[0].numpy())
                 prosody.append(relative.numpy())

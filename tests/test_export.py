@@ -14,7 +14,7 @@ import torch
 from speechexp.inference.audio import read_audio, resample
 from speechexp.inference.export import export_model, run_exported
 from speechexp.inference.model import load_model
-from speechexp.models.prosody import PROSODY_FEATURES, utterance_prosody
+from speechexp.models.prosody import prosody_size, utterance_prosody
 from speechexp.train import train
 from tests.conftest import compose_config, run_cli
 
@@ -32,9 +32,10 @@ def checkpoints(tmp_path_factory):
     """``{kind: (last.ckpt, dataset dir)}`` of one tiny training run of each experiment."""
     root = tmp_path_factory.mktemp("export")
     runs = {"separation": ("experiment=separation",),
-            # the emotion head also reads speaker-relative prosody: the graph computes it too
+            # the emotion head also reads speaker-relative prosody with pitch: the graph computes
+            # both (its own STFTs, log-mel and pitch tracking) from the waveform
             "asr_emotion": ("experiment=asr_emotion", *SMALL_CORPUS, "task.module.speaker_norm=true",
-                            "model.emotion_sources=[encoder,conv,input,ctc,prosody]")}
+                            "model.emotion_sources=[encoder,conv,input,ctc,prosody]", "dataset.datamodule.pitch=true")}
     found = {}
     for kind, overrides in runs.items():
         run_dir = root / kind
@@ -75,7 +76,7 @@ def test_asr_emotion_export_equals_pytorch_on_the_test_split(checkpoints, tmp_pa
     meta = json.loads(path.with_name(path.name + ".json").read_text())
     assert meta["inputs"] == ["audio", "lengths", "speaker_mean"] and meta["labels"][0] == "<blank>"
     n_mels = meta["n_mels"]
-    assert meta["speaker_mean_size"] == model.speaker_mean_size == n_mels + len(PROSODY_FEATURES)
+    assert meta["speaker_mean_size"] == model.speaker_mean_size == n_mels + prosody_size(pitch=True) == n_mels + 9
     rows = split_rows(dataset_dir)
     recordings = [read_audio(dataset_dir / row["path"]) for row in rows]
     audio = [resample(a, rate, model.sample_rate) for a, rate in recordings]
@@ -91,9 +92,10 @@ def test_asr_emotion_export_equals_pytorch_on_the_test_split(checkpoints, tmp_pa
     log_probs, out_lengths, emotion_logits, mean_features = run_exported(path, inputs)
     # PyTorch on the same features, one utterance at a time
     for i, (a, speaker) in enumerate(zip(audio, speakers)):
-        raw = torch.from_numpy(model.features(a, model.sample_rate))[None]
+        raw, pitch = (torch.from_numpy(x)[None] for x in model.front(a, model.sample_rate))
         length = torch.tensor([raw.shape[1]])
-        features, prosody = model.task.normalised(raw, length, [torch.from_numpy(means[speaker])])
+        assert pitch.shape == (1, raw.shape[1], 2)
+        features, prosody = model.task.normalised(raw, length, [torch.from_numpy(means[speaker])], pitch)
         with torch.no_grad():
             want_lp, want_len, want_logits = model.task.model(features, length, prosody)
         frames = int(want_len[0])
@@ -101,7 +103,7 @@ def test_asr_emotion_export_equals_pytorch_on_the_test_split(checkpoints, tmp_pa
         assert np.abs(log_probs[:frames, i] - want_lp[:, 0].numpy()).max() < TOLERANCE
         assert np.abs(emotion_logits[i] - want_logits[0].numpy()).max() < TOLERANCE
         assert np.abs(mean_features[i, :n_mels] - raw[0].numpy().mean(0)).max() < 1e-3
-        assert np.abs(mean_features[i, n_mels:] - utterance_prosody(raw, length)[0].numpy()).max() < 1e-3
+        assert np.abs(mean_features[i, n_mels:] - utterance_prosody(raw, length, pitch)[0].numpy()).max() < 1e-3
         # greedy decoding of the exported log-probs: the API's transcript, the API's emotion
         best = log_probs[:frames, i].argmax(-1)
         collapsed = [c for t, c in enumerate(best) if c != 0 and (t == 0 or c != best[t - 1])]

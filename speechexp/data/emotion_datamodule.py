@@ -5,6 +5,7 @@ duration, split`` and optionally ``sample_rate`` and ``source``) and the audio i
 are relative to the dataset folder. Batches are dicts::
 
     features        [batch, frames, n_mels] float32, zero-padded
+    pitch           [batch, frames, 2] float32 (log F0, voicing), zero-padded; only with ``pitch=True``
     feature_lengths [batch] long
     tokens          [batch, tokens] long, padded with 0 (the CTC blank)
     token_lengths   [batch] long
@@ -18,6 +19,7 @@ are relative to the dataset folder. Batches are dicts::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -35,6 +37,7 @@ from speechexp.data.preparer import METADATA_FILE
 from speechexp.data.samplers import BucketBatchSampler, EpochSampler
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
+from speechexp.models.pitch import PitchTracker
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,14 @@ def read_metadata_frame(dataset_dir: str | os.PathLike) -> pd.DataFrame:
 class EmotionSpeechDataset(Dataset):
     """Utterances of one split; item ``i`` is a dict of ``features [frames, n_mels]``, ``tokens [tokens]``,
     ``emotion`` (int; -1 for a recording without an emotion label), ``text``, ``path`` and
-    ``source`` (the metadata's ``source`` column, else "")."""
+    ``source`` (the metadata's ``source`` column, else ""), and, given a ``pitch`` tracker
+    and its cache, the frames' ``pitch [frames, 2]``."""
 
     def __init__(self, rows: pd.DataFrame, logmel: LogMel, tokenizer: CharTokenizer,
-                 emotion_index: dict[str, int], cache: FeatureCache) -> None:
+                 emotion_index: dict[str, int], cache: FeatureCache,
+                 pitch: tuple[PitchTracker, FeatureCache] | None = None) -> None:
         self.rows = rows.reset_index(drop=True)
-        self.logmel, self.tokenizer, self.cache = logmel, tokenizer, cache
+        self.logmel, self.tokenizer, self.cache, self.pitch = logmel, tokenizer, cache, pitch
         self.emotion_index = emotion_index
         self.sources = list(self.rows["source"]) if "source" in self.rows.columns else [""] * len(self.rows)
         has_rate = "sample_rate" in self.rows.columns
@@ -76,9 +81,14 @@ class EmotionSpeechDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         row = self.rows.iloc[index]
         path, rate = row["path"], self.file_rates[index]
-        features = self.cache.get(path, lambda: self.logmel(load_audio(path, rate, self.logmel.sample_rate)))
+
+        @functools.cache
+        def load() -> np.ndarray:  # read once for both front ends
+            return load_audio(path, rate, self.logmel.sample_rate)
+
+        features = self.cache.get(path, lambda: self.logmel(load()))
         text = self.tokenizer.normalize(row["text"])
-        return {
+        item = {
             "features": torch.from_numpy(np.asarray(features, dtype=np.float32)),
             "tokens": torch.tensor(self.tokenizer.encode(text), dtype=torch.long),
             "emotion": self.emotion_index.get(row["emotion"], UNLABELLED),
@@ -86,6 +96,11 @@ class EmotionSpeechDataset(Dataset):
             "path": path,
             "source": self.sources[index],
         }
+        if self.pitch is not None:
+            tracker, cache = self.pitch
+            pitch = cache.get(path, lambda: tracker.track(load()))
+            item["pitch"] = torch.from_numpy(np.asarray(pitch, dtype=np.float32))
+        return item
 
 
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -94,11 +109,9 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     toks = [it["tokens"] for it in items]
     feature_lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
     token_lengths = torch.tensor([t.shape[0] for t in toks], dtype=torch.long)
-    n_mels = feats[0].shape[1]
-    features = torch.zeros(len(items), int(feature_lengths.max()), n_mels, dtype=torch.float32)
+    features = pad_frames(feats)
     tokens = torch.zeros(len(items), max(1, int(token_lengths.max())), dtype=torch.long)
-    for i, (f, t) in enumerate(zip(feats, toks)):
-        features[i, : f.shape[0]] = f
+    for i, t in enumerate(toks):
         tokens[i, : t.shape[0]] = t
     return {
         "features": features, "feature_lengths": feature_lengths,
@@ -107,7 +120,18 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "labelled": sum(it["emotion"] != UNLABELLED for it in items),
         "text": [it["text"] for it in items], "path": [it["path"] for it in items],
         "source": [it["source"] for it in items],
+        **({"pitch": pad_frames([it["pitch"] for it in items])} if "pitch" in items[0] else {}),
     }
+
+
+def pad_frames(frames: Sequence[torch.Tensor], length: int | None = None) -> torch.Tensor:
+    """Per-utterance ``[frames_i, dim]`` → ``[batch, length, dim]`` (default: the most frames),
+    zero-padded."""
+    length = max(f.shape[0] for f in frames) if length is None else int(length)
+    out = torch.zeros(len(frames), length, frames[0].shape[1], dtype=torch.float32)
+    for i, f in enumerate(frames):
+        out[i, : f.shape[0]] = torch.as_tensor(f)
+    return out
 
 
 class EmotionSpeechDataModule(pl.LightningDataModule):
@@ -135,6 +159,8 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
             ``channel`` column, ``dataset.preparer.degrade``): the first ``clean_epochs``
             training epochs draw only clean utterances (as many as the split holds, so epochs
             keep their length), then every utterance. Needs ``bucket``.
+        pitch: also track each frame's F0 and voicing from the waveform (batches carry
+            ``pitch``), for a model whose prosody includes pitch (the model is told so).
     """
 
     def __init__(
@@ -159,6 +185,7 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         seed: int = 0,
         other_emotions: str = "drop",
         clean_epochs: int = 0,
+        pitch: bool = False,
     ) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
@@ -176,6 +203,11 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         self.cache = FeatureCache(
             str(feature_cache), directory=cache_dir or self.dataset_dir / "feature_cache",
             params=feature_params(self.logmel),
+        )
+        self.pitch_tracker = PitchTracker(self.logmel.sample_rate, self.logmel.hop_length) if pitch else None
+        self.pitch_cache = None if self.pitch_tracker is None else FeatureCache(
+            str(feature_cache), directory=cache_dir or self.dataset_dir / "feature_cache",
+            params={"pitch": self.pitch_tracker.stft_settings(), "sample_rate": self.logmel.sample_rate},
         )
         frame = read_metadata_frame(self.dataset_dir)
         present = sorted(set(frame["emotion"]) - {""})
@@ -212,9 +244,14 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
     def n_mels(self) -> int:
         return self.logmel.n_mels
 
-    def model_kwargs(self) -> dict[str, int]:
-        """Sizes a model takes from the data: ``n_mels``, ``vocab_size``, ``num_emotions``."""
-        return {"n_mels": self.n_mels, "vocab_size": self.vocab_size, "num_emotions": self.num_emotions}
+    def model_kwargs(self) -> dict[str, Any]:
+        """Sizes a model takes from the data: ``n_mels``, ``vocab_size``, ``num_emotions``, and
+        ``pitch=True`` when batches carry pitch tracks."""
+        kwargs: dict[str, Any] = {"n_mels": self.n_mels, "vocab_size": self.vocab_size,
+                                  "num_emotions": self.num_emotions}
+        if self.pitch_tracker is not None:
+            kwargs["pitch"] = True
+        return kwargs
 
     def task_kwargs(self) -> dict[str, Any]:
         """What a task needs to decode and report: the tokenizer and the emotion names."""
@@ -225,7 +262,8 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         if split not in self._datasets:
             index = {e: i for i, e in enumerate(self.emotion_names)}
             rows = self.metadata[self.metadata["split"] == split]
-            self._datasets[split] = EmotionSpeechDataset(rows, self.logmel, self.tokenizer, index, self.cache)
+            pitch = None if self.pitch_tracker is None else (self.pitch_tracker, self.pitch_cache)
+            self._datasets[split] = EmotionSpeechDataset(rows, self.logmel, self.tokenizer, index, self.cache, pitch)
         return self._datasets[split]
 
     def setup(self, stage: str | None = None) -> None:

@@ -13,7 +13,8 @@ Inputs and outputs, by name:
   and, when ``speaker_norm`` is true, ``speaker_mean [batch, speaker_mean_size]`` float32 →
   ``log_probs [frames, batch, classes]`` (CTC layout, blank 0), ``out_lengths [batch]``,
   ``emotion_logits [batch, emotions]``, ``mean_features [batch, speaker_mean_size]``
-  (``speaker_mean_size``: ``n_mels``, or ``n_mels + 6`` when the model reads prosody).
+  (``speaker_mean_size``: ``n_mels``, or ``n_mels + 6`` when the model reads prosody,
+  ``n_mels + 9`` when that includes pitch).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def graph_of(model: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
         meta = {"kind": "separation", "sample_rate": model.sample_rate, "n_sources": model.n_sources,
                 "inputs": ["mixture"], "outputs": ["sources"]}
     else:
-        graph = AsrEmotionGraph(task.model, model.logmel, model.speaker_norm, task.reads_prosody)
+        graph = AsrEmotionGraph(task.model, model.logmel, model.speaker_norm, task.reads_prosody, task.reads_pitch)
         inputs = ["audio", "lengths"] + (["speaker_mean"] if model.speaker_norm else [])
         meta = {"kind": "asr_emotion", "sample_rate": model.sample_rate, "n_mels": model.logmel.n_mels,
                 "labels": ["<blank>", *task.tokenizer.chars], "blank": 0, "emotions": model.emotion_names,
@@ -149,11 +150,12 @@ def reference_outputs(model: Any, inputs: dict[str, torch.Tensor]) -> list[np.nd
         from speechexp.inference.transcription import collate_features  # noqa: PLC0415
 
         audio, lengths = inputs["audio"].numpy(), inputs["lengths"].tolist()
-        features = [model.logmel(audio[i, :n]) for i, n in enumerate(lengths)]
-        batch = collate_features([{"features": torch.from_numpy(f)} for f in features])
+        fronts = [model.front(audio[i, :n], model.sample_rate) for i, n in enumerate(lengths)]
+        batch = collate_features([{"features": torch.from_numpy(f), "pitch": p} for f, p in fronts])
         x, frames = batch["features"], batch["feature_lengths"]
-        means = torch.stack([task.speaker_statistics([f]) for f in features])
-        x, prosody = task.normalised(x, frames, list(inputs["speaker_mean"]) if model.speaker_norm else None)
+        means = torch.stack([model.statistics_of([front]) for front in fronts])
+        x, prosody = task.normalised(x, frames, list(inputs["speaker_mean"]) if model.speaker_norm else None,
+                                     batch.get("pitch"))
         log_probs, out_lengths, emotion_logits = task(x.to(model.device), frames.to(model.device),
                                                       None if prosody is None else prosody.to(model.device))
         return [log_probs.cpu().numpy(), out_lengths.cpu().numpy(), emotion_logits.cpu().numpy(), means.numpy()]

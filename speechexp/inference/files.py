@@ -154,29 +154,36 @@ class SeparationLoader:
 
 
 class FeatureLoader:
-    """A file's log-mel ``features [frames, n_mels]`` and its ``speaker_mean`` (``[n_mels]``,
-    or ``[n_mels + 6]`` with the mean prosody when ``prosody``): its speaker's
-    (``means[speakers[index]]``) or, without speakers, ``lone_mean`` (the model's mean for a
-    lone utterance) when given, else its own."""
+    """A file's log-mel ``features [frames, n_mels]``, with a ``pitch`` tracker its ``pitch
+    [frames, 2]``, and its ``speaker_mean`` (``[n_mels]``, or ``[n_mels + 6 or 9]`` with the
+    mean prosody when ``prosody``): its speaker's (``means[speakers[index]]``) or, without
+    speakers, ``lone_mean`` (the model's mean for a lone utterance) when given, else its own."""
 
     def __init__(self, logmel: Any, speaker_norm: bool, speakers: list[str] | None = None,
                  means: dict[str, torch.Tensor] | None = None, lone_mean: torch.Tensor | None = None,
-                 prosody: bool = False) -> None:
+                 prosody: bool = False, pitch: Any = None) -> None:
         self.logmel, self.speaker_norm, self.prosody = logmel, bool(speaker_norm), bool(prosody)
-        self.speakers, self.means, self.fallback = speakers, means or {}, lone_mean
+        self.speakers, self.means, self.fallback, self.pitch = speakers, means or {}, lone_mean, pitch
 
-    def lone_mean(self, features) -> torch.Tensor:
-        return self.fallback if self.fallback is not None else speaker_statistics([features], self.prosody)
+    def lone_mean(self, features, pitch=None) -> torch.Tensor:
+        if self.fallback is not None:
+            return self.fallback
+        return speaker_statistics([features], self.prosody, None if pitch is None else [pitch])
 
-    def features(self, audio, rate: int):
-        return self.logmel(resample(audio, rate, self.logmel.sample_rate))
+    def front(self, audio, rate: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``features [frames, n_mels]`` and (or ``None``) ``pitch [frames, 2]`` of one recording."""
+        audio = resample(audio, rate, self.logmel.sample_rate)
+        pitch = None if self.pitch is None else torch.from_numpy(self.pitch.track(audio))
+        return torch.from_numpy(self.logmel(audio)), pitch
 
     def __call__(self, audio, rate: int, index: int) -> dict:
-        features = self.features(audio, rate)
-        item: dict[str, Any] = {"features": torch.from_numpy(features)}
+        features, pitch = self.front(audio, rate)
+        item: dict[str, Any] = {"features": features}
+        if pitch is not None:
+            item["pitch"] = pitch
         if self.speaker_norm:
             speaker = self.speakers[index] if self.speakers is not None else None
-            item["speaker_mean"] = self.means[speaker] if speaker is not None else self.lone_mean(features)
+            item["speaker_mean"] = self.means[speaker] if speaker is not None else self.lone_mean(features, pitch)
         return item
 
     def speaker_means(self, files: Sequence[Path]) -> None:
@@ -185,10 +192,10 @@ class FeatureLoader:
         for path, speaker in progress(zip(files, self.speakers), len(files), "Speaker statistics"):
             try:
                 audio, rate = read_audio(path)
-                features = torch.from_numpy(self.features(audio, rate))
+                features, pitch = self.front(audio, rate)
             except Exception:  # noqa: BLE001 - the file fails (with its reason) when it is processed
                 continue
-            statistics.add(speaker, features)
+            statistics.add(speaker, features, pitch)
         self.means = statistics.means()
 
 

@@ -16,7 +16,8 @@ runtime), so the spectral front ends are written as fixed linear maps:
 [N, emotions]`` and ``mean_features [N, S]`` (each input's mean log-mel vector over its own
 frames, followed by its prosody when the model reads prosody: average it over a speaker's
 utterances, the log-mel part weighted by frames, to get that speaker's ``speaker_mean``).
-``S`` is ``n_mels``, or ``n_mels + 6`` for a model that reads speaker-relative prosody.
+``S`` is ``n_mels``, or ``n_mels + 6`` for a model that reads speaker-relative prosody
+(``n_mels + 9`` when its prosody includes pitch: the graph tracks the frames' pitch itself).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from speechexp.models.pitch import PitchTracker
 from speechexp.models.prosody import utterance_prosody
 
 
@@ -131,9 +133,13 @@ class AsrEmotionGraph(nn.Module):
     frames), per-speaker normalisation when the model was trained with it, and the
     multitask model; see the module docstring for inputs and outputs."""
 
-    def __init__(self, model: nn.Module, logmel, speaker_norm: bool, reads_prosody: bool = False):
+    def __init__(self, model: nn.Module, logmel, speaker_norm: bool, reads_prosody: bool = False,
+                 reads_pitch: bool = False):
         super().__init__()
         self.model, self.speaker_norm, self.reads_prosody = model, bool(speaker_norm), bool(reads_prosody)
+        self.pitch = PitchTracker(logmel.sample_rate, logmel.hop_length) if reads_pitch else None
+        if self.pitch is not None:
+            self.pitch_stft = ConvSTFT(**self.pitch.stft_settings(), pad_mode="constant")
         self.hop_length, self.log_floor = int(logmel.hop_length), float(logmel.log_floor)
         self.stft = ConvSTFT(logmel.n_fft, logmel.hop_length, logmel.win_length, pad_mode="constant")
         self.register_buffer("filterbank", torch.from_numpy(logmel.filterbank().copy()).float().T.contiguous(),
@@ -149,12 +155,20 @@ class AsrEmotionGraph(nn.Module):
         valid = torch.arange(features.shape[1], device=features.device)[None, :] < feature_lengths[:, None]
         return features * valid.unsqueeze(-1).to(features.dtype), feature_lengths
 
+    def track_pitch(self, audio: torch.Tensor) -> torch.Tensor | None:
+        """``audio [batch, samples]`` → the frames' ``pitch [batch, frames, 2]`` (``None`` for a
+        model whose prosody has no pitch); padding frames are left to the lengths."""
+        if self.pitch is None:
+            return None
+        real, imag = self.pitch_stft(audio)
+        return self.pitch(real * real + imag * imag)
+
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor, speaker_mean: torch.Tensor | None = None):
         features, feature_lengths = self.features(audio, lengths)
         mean_features = features.sum(1) / feature_lengths.clamp(min=1).unsqueeze(-1).to(features.dtype)
         prosody = None
         if self.reads_prosody:
-            prosody = utterance_prosody(features, feature_lengths)
+            prosody = utterance_prosody(features, feature_lengths, self.track_pitch(audio))
             mean_features = torch.cat([mean_features, prosody], dim=-1)
         if self.speaker_norm:  # relative to the speaker's (without speaker_norm: the utterance's own)
             n_mels = features.shape[-1]

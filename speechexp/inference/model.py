@@ -25,7 +25,7 @@ import torch
 from speechexp.errors import SpeechexpError
 from speechexp.inference.audio import fit_length, resample, to_mono
 from speechexp.inference.transcription import Transcription, collate_features
-from speechexp.models.prosody import PROSODY_FEATURES
+from speechexp.models.prosody import prosody_size
 
 Audio = Any  # np.ndarray or torch.Tensor, [time] / [time, channels] / [channels, time]
 
@@ -138,6 +138,11 @@ class AsrEmotionModel(LoadedModel):
                              hop_length=int(datamodule.get("hop_length", 160)),
                              win_length=datamodule.get("win_length"),
                              backend=str(datamodule.get("feature_backend", "librosa")))
+        self.pitch_tracker = None  # the frames' F0 and voicing, for a model whose prosody includes pitch
+        if datamodule.get("pitch"):
+            from speechexp.models.pitch import PitchTracker  # noqa: PLC0415
+
+            self.pitch_tracker = PitchTracker(self.logmel.sample_rate, self.logmel.hop_length)
         task.frame_seconds = self.logmel.hop_length / self.logmel.sample_rate
 
     @property
@@ -157,11 +162,17 @@ class AsrEmotionModel(LoadedModel):
         """Log-mel features ``[frames, n_mels]`` of one recording, as the model reads them."""
         return self.logmel(resample(to_mono(audio), int(sample_rate), self.sample_rate))
 
+    def front(self, audio: Audio, sample_rate: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the model reads of one recording: its log-mel ``features [frames, n_mels]`` and,
+        when its prosody includes pitch, the frames' ``pitch [frames, 2]`` (else ``None``)."""
+        audio = resample(to_mono(audio), int(sample_rate), self.sample_rate)
+        return self.logmel(audio), None if self.pitch_tracker is None else self.pitch_tracker.track(audio)
+
     @property
     def speaker_mean_size(self) -> int:
-        """The size of a speaker mean: ``n_mels``, and 6 more (the mean prosody) when the
-        model reads speaker-relative prosody."""
-        return int(self.logmel.n_mels) + (len(PROSODY_FEATURES) if self.task.reads_prosody else 0)
+        """The size of a speaker mean: ``n_mels``, and 6 more (the mean prosody; 9 with pitch)
+        when the model reads speaker-relative prosody."""
+        return int(self.logmel.n_mels) + (prosody_size(self.task.reads_pitch) if self.task.reads_prosody else 0)
 
     def speaker_mean(self, utterances: Sequence[Audio], sample_rate: int | Sequence[int]) -> np.ndarray:
         """One speaker's mean log-mel vector over all frames of ``utterances`` (the more, the
@@ -170,7 +181,16 @@ class AsrEmotionModel(LoadedModel):
         items, rates, _ = _as_list(list(utterances), sample_rate)
         if not items:
             raise SpeechexpError("speaker_mean needs at least one utterance of the speaker.")
-        return self.task.speaker_statistics([self.features(a, r) for a, r in zip(items, rates)]).numpy()
+        return self.statistics_of([self.front(a, r) for a, r in zip(items, rates)]).numpy()
+
+    def statistics_of(self, fronts: list[tuple[np.ndarray, np.ndarray | None]]) -> torch.Tensor:
+        """One speaker's statistics from :meth:`front`'s output for each of its utterances."""
+        pitch = [p for _, p in fronts] if self.pitch_tracker is not None else None
+        return self.task.speaker_statistics([f for f, _ in fronts], pitch)
+
+    def _lone(self, front: tuple[np.ndarray, np.ndarray | None]) -> torch.Tensor:
+        pitch = None if front[1] is None else torch.as_tensor(front[1])
+        return self.task.mean_of_lone_utterance(torch.as_tensor(front[0]), pitch)
 
     def transcribe(self, audio: Audio | Sequence[Audio], sample_rate: int | Sequence[int], *,
                    speaker_mean: Any = None, speakers: Sequence[Any] | None = None, words: bool = True,
@@ -187,44 +207,44 @@ class AsrEmotionModel(LoadedModel):
             words: also align the transcript for word timings.
         """
         items, rates, single = _as_list(audio, sample_rate)
-        features = [self.features(a, r) for a, r in zip(items, rates)]
-        means = self._means(features, speaker_mean, speakers) if self.speaker_norm else [None] * len(features)
+        fronts = [self.front(a, r) for a, r in zip(items, rates)]
+        means = self._means(fronts, speaker_mean, speakers) if self.speaker_norm else [None] * len(fronts)
         results: list[Transcription] = []
         saved = self.task.predict_words
         self.task.predict_words = bool(words)
         try:
             with torch.no_grad():
-                for first in range(0, len(features), int(batch_size)):
-                    part = range(first, min(first + int(batch_size), len(features)))
-                    batch = collate_features([{"features": torch.from_numpy(features[i]), "speaker_mean": means[i]}
-                                              for i in part])
+                for first in range(0, len(fronts), int(batch_size)):
+                    part = range(first, min(first + int(batch_size), len(fronts)))
+                    batch = collate_features([{"features": torch.from_numpy(fronts[i][0]), "speaker_mean": means[i],
+                                               "pitch": fronts[i][1]} for i in part])
                     batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
                     results += self.task.transcribe_batch(batch)
         finally:
             self.task.predict_words = saved
         return results[0] if single else results
 
-    def _means(self, features: list[np.ndarray], speaker_mean: Any, speakers: Sequence[Any] | None
-               ) -> list[torch.Tensor]:
-        """Each recording's speaker mean ``[speaker_mean_size]``."""
-        n = len(features)
+    def _means(self, fronts: list[tuple[np.ndarray, np.ndarray | None]], speaker_mean: Any,
+               speakers: Sequence[Any] | None) -> list[torch.Tensor]:
+        """Each recording's speaker mean ``[speaker_mean_size]`` (``fronts``: :meth:`front`'s)."""
+        n = len(fronts)
         if speaker_mean is not None and speakers is not None:
             raise SpeechexpError("Pass either speaker_mean or speakers to transcribe, not both.")
         if speakers is not None:
             labels = list(speakers)
             if len(labels) != n:
                 raise SpeechexpError(f"{n} recordings but {len(labels)} speaker labels; pass one per recording.")
-            shared = {label: self.task.speaker_statistics([f for f, other in zip(features, labels) if other == label])
+            shared = {label: self.statistics_of([f for f, other in zip(fronts, labels) if other == label])
                       for label in set(labels)}
             return [shared[label] for label in labels]
         if speaker_mean is None:
-            return [self.task.mean_of_lone_utterance(torch.as_tensor(f)) for f in features]
+            return [self._lone(f) for f in fronts]
         given = speaker_mean if isinstance(speaker_mean, (list, tuple)) else [speaker_mean] * n
         if len(given) != n:
             raise SpeechexpError(f"{n} recordings but {len(given)} speaker means; pass one for all or one each.")
         means = []
-        for f, mean in zip(features, given):
-            mean = (self.task.mean_of_lone_utterance(torch.as_tensor(f)) if mean is None
+        for f, mean in zip(fronts, given):
+            mean = (self._lone(f) if mean is None
                     else torch.as_tensor(np.asarray(mean), dtype=torch.float32))
             if mean.shape != (self.speaker_mean_size,):
                 raise SpeechexpError(f"speaker_mean has shape {tuple(mean.shape)}, not ({self.speaker_mean_size},); "
@@ -296,8 +316,9 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
         tokenizer = CharTokenizer(vocabulary=datamodule.get("vocabulary"),
                                   umlauts=str(datamodule.get("umlauts", "transliterate")))
         names = emotion_names(checkpoint, ckpt_path)
-        spec = _DataSpec({"n_mels": int(datamodule.get("n_mels", 80)), "vocab_size": tokenizer.vocab_size,
-                          "num_emotions": len(names)}, {"tokenizer": tokenizer, "emotion_names": names})
+        sizes = {"n_mels": int(datamodule.get("n_mels", 80)), "vocab_size": tokenizer.vocab_size,
+                 "num_emotions": len(names), **({"pitch": True} if datamodule.get("pitch") else {})}
+        spec = _DataSpec(sizes, {"tokenizer": tokenizer, "emotion_names": names})
         kind = AsrEmotionModel
     else:
         raise SpeechexpError(f"Checkpoint {ckpt_path} was trained for task {(config.get('task') or {}).get('name')!r} "

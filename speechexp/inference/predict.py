@@ -151,7 +151,7 @@ def build_dataset(model: SeparationModel | AsrEmotionModel, files: list[Path], s
         log.info("This model uses no speaker statistics (speaker_norm=false): speakers=%s changes nothing.", speakers)
     loader = FeatureLoader(model.logmel, model.speaker_norm, labels if model.speaker_norm else None,
                            lone_mean=getattr(model.task, "lone_mean", None),
-                           prosody=getattr(model.task, "reads_prosody", False))
+                           prosody=getattr(model.task, "reads_prosody", False), pitch=model.pitch_tracker)
     if model.speaker_norm and labels is not None:
         loader.speaker_means(files)
     return InferenceFiles(files, loader)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from speechexp.data.emotion_datamodule import pad_frames
 from speechexp.data.text import CharTokenizer
 
 
@@ -43,9 +44,10 @@ class Transcription:
 
 
 def collate_features(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Items with ``features [frames, n_mels]`` (and optionally ``speaker_mean [n_mels]``)
-    → ``features [batch, frames, n_mels]`` zero-padded, ``feature_lengths [batch]``,
-    ``speaker_mean [batch, n_mels]`` when every item has one, and the items' other keys as lists."""
+    """Items with ``features [frames, n_mels]`` (and optionally ``speaker_mean [n_mels (+ 6 or 9)]``
+    and ``pitch [frames, 2]``) → ``features [batch, frames, n_mels]`` zero-padded,
+    ``feature_lengths [batch]``, ``speaker_mean [batch, n_mels (+ 6 or 9)]`` when every item has
+    one, ``pitch [batch, frames, 2]``, and the items' other keys as lists."""
     lengths = torch.tensor([int(item["features"].shape[0]) for item in items], dtype=torch.long)
     n_mels = int(items[0]["features"].shape[1])
     features = torch.zeros(len(items), max(1, int(lengths.max())), n_mels)
@@ -55,8 +57,10 @@ def collate_features(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if all(item.get("speaker_mean") is not None for item in items):
         batch["speaker_mean"] = torch.stack([torch.as_tensor(item["speaker_mean"], dtype=torch.float32)
                                              for item in items])
+    if items[0].get("pitch") is not None:  # a model whose prosody includes pitch
+        batch["pitch"] = pad_frames([item["pitch"] for item in items], features.shape[1])
     for key in items[0]:
-        if key not in ("features", "speaker_mean"):
+        if key not in ("features", "speaker_mean", "pitch"):
             batch[key] = [item[key] for item in items]
     return batch
 

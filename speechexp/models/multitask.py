@@ -11,8 +11,8 @@ and may add a sixth, ``prosody``, given beside the features:
 loudness, pitch and spectral tilt reach it unchanged by per-utterance normalisation
 or SpecAugment), ``input`` (those globally normalised log-mel features themselves) and
 ``ctc`` (the mean CTC posteriors, detached: the share of non-blank frames measures
-speaking rate); ``prosody`` is the utterance's loudness, energy and brightness relative to
-its speaker (:func:`speechexp.data.speaker_norm.relative_prosody`, computed by the task from
+speaking rate); ``prosody`` is the utterance's loudness, energy and brightness (and, with
+``pitch``, its F0 level, range and voicing) relative to its speaker (:func:`speechexp.data.speaker_norm.relative_prosody`, computed by the task from
 the raw features), batch-normalised.
 
 The BiLSTM (:class:`speechexp.models.layers.ExactBiLSTM`) runs on padded tensors (far
@@ -32,7 +32,7 @@ from speechexp.models.layers import (
     AttentionPooling, ExactBiLSTM, MaskedBatchNorm, StatsPooling, mask_frames, masked_mean_std, sequence_dropout,
     valid_mask,
 )
-from speechexp.models.prosody import PROSODY_FEATURES
+from speechexp.models.prosody import prosody_size
 
 INPUT_NORMS = ("utterance", "global", "frame", "none")
 EMOTION_SOURCES = ("encoder", "conv", "branch", "input", "ctc", "prosody")
@@ -66,6 +66,8 @@ class MultitaskSpeechModel(nn.Module):
         emotion_units: hidden size of the emotion classifier (default ``units``).
         branch_channels, branch_layers: width and depth of the ``branch`` source's
             convolutions (the first subsamples time by 2).
+        pitch: the ``prosody`` source also reads the utterance's pitch statistics (three more
+            numbers; the datamodule sets it with ``pitch: true``, which tracks each frame's F0).
         ctc_upsample: CTC frames per encoder frame (the CTC head predicts that many
             frames from each), so the LSTM can run at ``stride`` 4 (half the cost of 2)
             while CTC still gets ``ceil(frames / stride) * ctc_upsample`` frames.
@@ -76,7 +78,8 @@ class MultitaskSpeechModel(nn.Module):
                  input_norm: str = "utterance", augment: nn.Module | None = None,
                  emotion_sources: Sequence[str] = ("encoder", "conv", "input", "ctc"),
                  emotion_pooling: str = "stats", emotion_units: int | None = None, ctc_upsample: int = 1,
-                 branch_channels: int = 128, branch_layers: int = 3, locked_dropout: bool = False):
+                 branch_channels: int = 128, branch_layers: int = 3, locked_dropout: bool = False,
+                 pitch: bool = False):
         super().__init__()
         if not 1 <= int(stride) <= 4:
             raise ValueError(f"stride must be 1 to 4, not {stride}")
@@ -90,6 +93,7 @@ class MultitaskSpeechModel(nn.Module):
         if int(ctc_upsample) < 1:
             raise ValueError(f"ctc_upsample must be at least 1, not {ctc_upsample}")
         self.stride, self.input_norm, self.emotion_sources = int(stride), input_norm, sources
+        self.pitch = bool(pitch)  # the prosody includes the utterance's pitch (the data's pitch tracks)
         self.ctc_upsample = int(ctc_upsample)
         self.global_norm = MaskedBatchNorm(n_mels)
         self.frame_norm = nn.LayerNorm(n_mels) if input_norm == "frame" else None
@@ -118,7 +122,8 @@ class MultitaskSpeechModel(nn.Module):
         size = 0
         for source in sources:
             if source == "prosody":
-                self.pools[source], width = MaskedBatchNorm(len(PROSODY_FEATURES)), len(PROSODY_FEATURES)
+                width = prosody_size(self.pitch)
+                self.pools[source] = MaskedBatchNorm(width)
             elif source in ("input", "ctc"):
                 self.pools[source], width = StatsPooling(), 2 * (n_mels if source == "input" else vocab_size)
             else:
@@ -134,6 +139,11 @@ class MultitaskSpeechModel(nn.Module):
     def reads_prosody(self) -> bool:
         """Whether :meth:`forward` needs each utterance's speaker-relative ``prosody``."""
         return "prosody" in self.emotion_sources
+
+    @property
+    def reads_pitch(self) -> bool:
+        """Whether that prosody includes pitch (its last three numbers, from the frames' pitch)."""
+        return self.reads_prosody and self.pitch
 
     def encoder_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Encoder frames after subsampling, ``ceil(lengths / stride)``: ``[batch]`` → ``[batch]``."""
@@ -171,7 +181,7 @@ class MultitaskSpeechModel(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor, prosody: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``features [batch, frames, n_mels]``, ``lengths [batch]`` (and, when the emotion
-        head reads it, ``prosody [batch, len(PROSODY_FEATURES)]``) →
+        head reads it, ``prosody [batch, 6]``, or ``[batch, 9]`` with ``pitch``) →
         ``log_probs (T, N, C)`` (CTC layout: ``T = frames' * ctc_upsample``, ``N = batch``,
         ``C = vocab_size``), ``out_lengths [batch]``,
         ``emotion_logits [batch, num_emotions]``."""

@@ -16,14 +16,24 @@ import math
 import torch
 
 from speechexp.models.layers import valid_mask
+from speechexp.models.pitch import PITCH_FEATURES, utterance_pitch
 
 PROSODY_FEATURES = ("loudness", "energy_mean", "energy_std", "centroid", "centroid_std", "loud_share")
 LOUD_FRAME_NATS = math.log(10.0)  # a frame within 10 dB of the utterance's loudness counts as loud
 
 
-def utterance_prosody(features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``features [batch, frames, n_mels]`` (natural-log mel power), ``lengths [batch]`` →
-    ``[batch, len(PROSODY_FEATURES)]``, from each frame's energy (the log of its summed mel
+def prosody_size(pitch: bool) -> int:
+    """How many numbers :func:`utterance_prosody` gives: 6, and 3 more with ``pitch``."""
+    return len(PROSODY_FEATURES) + (len(PITCH_FEATURES) if pitch else 0)
+
+
+def utterance_prosody(features: torch.Tensor, lengths: torch.Tensor, pitch: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+    """``features [batch, frames, n_mels]`` (natural-log mel power), ``lengths [batch]`` and,
+    when given, the frames' ``pitch [batch, frames, 2]`` (:class:`speechexp.models.pitch.PitchTracker`)
+    → ``[batch, prosody_size(pitch is not None)]``: the six numbers below, then the
+    :data:`~speechexp.models.pitch.PITCH_FEATURES` (:func:`~speechexp.models.pitch.utterance_pitch`).
+    The six come from each frame's energy (the log of its summed mel
     power) and centroid (the mean mel-bin position, 0 to 1, under its power):
 
     - ``loudness``: the log of the mean frame power (as RMS in dB, loud frames dominate);
@@ -54,4 +64,6 @@ def utterance_prosody(features: torch.Tensor, lengths: torch.Tensor) -> torch.Te
     loud = (energy > (loudness.unsqueeze(1) - LOUD_FRAME_NATS)) & valid
     loud_share = loud.sum(1).to(features.dtype) / count
     out = torch.stack([loudness, energy_mean, energy_std, centroid_mean, centroid_std, loud_share], dim=-1)
+    if pitch is not None:
+        out = torch.cat([out, utterance_pitch(pitch, lengths)], dim=-1)
     return out.masked_fill(empty, 0.0)

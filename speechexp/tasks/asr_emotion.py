@@ -14,7 +14,8 @@ of the first test utterance (its Viterbi path over the log-probs, and the soft a
 Prediction (``trainer.predict``, ``speechexp-infer``, :mod:`speechexp.inference`): a batch
 holds log-mel ``features`` and, with ``speaker_norm``, each utterance's ``speaker_mean``
 (computed by the caller from the utterances it says share a speaker, :meth:`AsrEmotionTask.speaker_statistics`:
-``[n_mels]``, or ``[n_mels + 6]`` when the model also reads speaker-relative prosody); each utterance
+``[n_mels]``, or ``[n_mels + 6]`` when the model also reads speaker-relative prosody, ``[n_mels + 9]``
+when that includes pitch, whose batches then carry each frame's ``pitch``); each utterance
 gets a :class:`~speechexp.inference.transcription.Transcription` (greedy transcript,
 emotion and its probabilities, word timings from the Viterbi alignment).
 """
@@ -106,7 +107,9 @@ class AsrEmotionTask(ConfiguredTask):
 
     A model whose emotion head reads ``prosody`` (``model.emotion_sources``) gets each
     utterance's prosody relative to its speaker's mean prosody (kept beside the speaker's
-    mean features) with ``speaker_norm``, and as it is without.
+    mean features) with ``speaker_norm``, and as it is without. A model built with ``pitch``
+    (``dataset.datamodule.pitch=true``) adds three pitch numbers to that prosody, from the
+    batches' ``pitch`` tracks.
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
@@ -121,6 +124,7 @@ class AsrEmotionTask(ConfiguredTask):
         self._speaker_means: dict[str, torch.Tensor] | None = None
         self.model, self.ctc = model, loss
         self.reads_prosody = bool(getattr(model, "reads_prosody", False))
+        self.reads_pitch = bool(getattr(model, "reads_pitch", False))  # prosody [9]: the batches carry pitch
         self.tokenizer, self.emotion_names = tokenizer, list(emotion_names)
         self.asr_weight, self.emotion_weight = float(asr_weight), float(emotion_weight)
         self.export_dir = Path(export_dir) if export_dir else None
@@ -203,7 +207,7 @@ class AsrEmotionTask(ConfiguredTask):
                                  "(EmotionSpeechDataModule); set it to false for other data.")
         self._speaker_means = {}
         for split in STAGES:
-            self._speaker_means.update(speaker_means(datamodule.dataset(split), prosody=self.reads_prosody))
+            self._speaker_means.update(speaker_means(datamodule.dataset(split), self.reads_prosody, self.reads_pitch))
         if self.speaker_mean_dropout > 0 and self.lone_mean is None:
             train_paths = set(datamodule.dataset("train").rows["path"])
             per_speaker = {id(m): m for p, m in self._speaker_means.items() if p in train_paths}
@@ -212,9 +216,10 @@ class AsrEmotionTask(ConfiguredTask):
 
     def model_input(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the model reads of a training batch: the features ``[batch, frames, n_mels]``,
-        speaker-normalised when asked, and (or ``None``) the speaker-relative prosody ``[batch, 6]``."""
+        speaker-normalised when asked, and (or ``None``) the speaker-relative prosody ``[batch, 6 or 9]``."""
+        pitch = self.batch_pitch(batch)
         if not self.speaker_norm:
-            return self.normalised(batch["features"], batch["feature_lengths"], None)
+            return self.normalised(batch["features"], batch["feature_lengths"], None, pitch)
         try:
             means = [self._speaker_means[path] for path in batch["path"]]
         except (KeyError, TypeError) as missing:
@@ -223,29 +228,42 @@ class AsrEmotionTask(ConfiguredTask):
         if self.training and self.speaker_mean_dropout > 0 and self.lone_mean is not None:
             lone = (torch.rand(len(means)) < self.speaker_mean_dropout).tolist()
             means = [self.lone_mean if alone else mean for alone, mean in zip(lone, means)]
-        return self.normalised(batch["features"], batch["feature_lengths"], means)
+        return self.normalised(batch["features"], batch["feature_lengths"], means, pitch)
 
-    def normalised(self, features: torch.Tensor, lengths: torch.Tensor, means: list[torch.Tensor] | None
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Raw ``features [batch, frames, n_mels]`` and each utterance's speaker statistics
-        (``None`` without ``speaker_norm``) → the features minus the speaker mean and, when the
-        model reads it, the prosody ``[batch, 6]`` relative to the speaker's (else ``None``)."""
+    def batch_pitch(self, batch: dict) -> torch.Tensor | None:
+        """The batch's ``pitch [batch, frames, 2]`` when the model's prosody includes pitch."""
+        if not self.reads_pitch:
+            return None
+        if batch.get("pitch") is None:
+            raise SpeechexpError("This model's prosody includes pitch, but the batches carry no pitch tracks; "
+                                 "read the data with dataset.datamodule.pitch=true.")
+        return batch["pitch"]
+
+    def normalised(self, features: torch.Tensor, lengths: torch.Tensor, means: list[torch.Tensor] | None,
+                   pitch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw ``features [batch, frames, n_mels]``, each utterance's speaker statistics
+        (``None`` without ``speaker_norm``) and, for a model whose prosody includes pitch, the
+        frames' ``pitch [batch, frames, 2]`` → the features minus the speaker mean and, when the
+        model reads it, the prosody ``[batch, 6 or 9]`` relative to the speaker's (else ``None``)."""
         if means is None:
-            return features, utterance_prosody(features, lengths) if self.reads_prosody else None
-        prosody = relative_prosody(features, lengths, means) if self.reads_prosody else None
+            return features, utterance_prosody(features, lengths, pitch) if self.reads_prosody else None
+        prosody = relative_prosody(features, lengths, means, pitch) if self.reads_prosody else None
         return subtract_speaker_means(features, lengths, means), prosody
 
-    def speaker_statistics(self, features: list) -> torch.Tensor:
-        """One speaker's statistics from its utterances' ``features`` (each ``[frames, n_mels]``):
-        the mean over all frames ``[n_mels]``, followed by the mean utterance prosody ``[6]``
-        when the model reads prosody."""
-        return speaker_statistics(features, prosody=self.reads_prosody)
+    def speaker_statistics(self, features: list, pitch: list | None = None) -> torch.Tensor:
+        """One speaker's statistics from its utterances' ``features`` (each ``[frames, n_mels]``,
+        and their ``pitch [frames, 2]`` when the model's prosody includes it): the mean over all
+        frames ``[n_mels]``, followed by the mean utterance prosody ``[6 or 9]`` when the model
+        reads prosody."""
+        return speaker_statistics(features, self.reads_prosody, pitch if self.reads_pitch else None)
 
-    def mean_of_lone_utterance(self, features: torch.Tensor) -> torch.Tensor:
-        """The speaker statistics for an utterance ``[frames, n_mels]`` with no other utterance
-        of its speaker: the training speakers' mean when the model learned to read it
-        (``speaker_mean_dropout``), else the utterance's own."""
-        return self.lone_mean if self.lone_mean is not None else self.speaker_statistics([features])
+    def mean_of_lone_utterance(self, features: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """The speaker statistics for an utterance ``[frames, n_mels]`` (``pitch [frames, 2]``)
+        with no other utterance of its speaker: the training speakers' mean when the model
+        learned to read it (``speaker_mean_dropout``), else the utterance's own."""
+        if self.lone_mean is not None:
+            return self.lone_mean
+        return self.speaker_statistics([features], None if pitch is None else [pitch])
 
     def _shared_step(self, batch: dict, stage: str):
         features, prosody = self.model_input(batch)
@@ -313,15 +331,16 @@ class AsrEmotionTask(ConfiguredTask):
 
     def transcribe_batch(self, batch: dict) -> list[Transcription]:
         """``features [batch, frames, n_mels]``, ``feature_lengths [batch]`` and, with
-        ``speaker_norm``, ``speaker_mean [batch, n_mels (+ 6)]`` (:meth:`speaker_statistics`)
-        → one transcription per utterance."""
+        ``speaker_norm``, ``speaker_mean [batch, n_mels (+ 6 or 9)]`` (:meth:`speaker_statistics`),
+        and ``pitch [batch, frames, 2]`` for a model whose prosody includes pitch → one
+        transcription per utterance."""
         features, lengths, means = batch["features"], batch["feature_lengths"], None
         if self.speaker_norm:
             if batch.get("speaker_mean") is None:
                 raise SpeechexpError("This model subtracts each speaker's mean features; pass the speaker's mean "
                                      "(speaker_mean) or its utterances.")
             means = list(batch["speaker_mean"])
-        features, prosody = self.normalised(features, lengths, means)
+        features, prosody = self.normalised(features, lengths, means, self.batch_pitch(batch))
         log_probs, out_lengths, emotion_logits = self(features, lengths, prosody)
         model = self.model
         ctc_frame = self.frame_seconds * getattr(model, "stride", 1) / getattr(model, "ctc_upsample", 1)
