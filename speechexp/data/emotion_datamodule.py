@@ -207,7 +207,7 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         self.pitch_tracker = PitchTracker(self.logmel.sample_rate, self.logmel.hop_length) if pitch else None
         self.pitch_cache = None if self.pitch_tracker is None else FeatureCache(
             str(feature_cache), directory=cache_dir or self.dataset_dir / "feature_cache",
-            params={"pitch": self.pitch_tracker.stft_settings(), "sample_rate": self.logmel.sample_rate},
+            params={"pitch": self.pitch_tracker.settings},
         )
         frame = read_metadata_frame(self.dataset_dir)
         present = sorted(set(frame["emotion"]) - {""})

@@ -37,6 +37,9 @@ class PitchTracker(nn.Module):
     def __init__(self, sample_rate: int = 16000, hop_length: int = 160, fmin: float = 60.0, fmax: float = 500.0,
                  window_seconds: float = 0.04, octave_cost: float = 0.05):
         super().__init__()
+        self.settings = {"sample_rate": int(sample_rate), "hop_length": int(hop_length), "fmin": float(fmin),
+                         "fmax": float(fmax), "window_seconds": float(window_seconds),
+                         "octave_cost": float(octave_cost)}  # what defines the tracks (cache keys)
         self.sample_rate, self.hop_length = int(sample_rate), int(hop_length)
         self.win_length = int(round(window_seconds * self.sample_rate))
         self.min_lag = max(2, int(self.sample_rate // fmax))
