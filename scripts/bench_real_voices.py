@@ -1,12 +1,14 @@
 """CER/WER (UAR where labelled) of a checkpoint on labelled folders, per source, through speechexp-eval.
 
     .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
-        [--decoder greedy|beam|beam_lm] [--set decoder.lm_weight=2 ...] [--json OUT]
+        [--decoder greedy|beam|beam_lm] [--set decoder.lm_weight=2 ...] [--corpus DIR] [--json OUT]
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
 are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
 does (the same predictions), and one markdown table row is printed per source and folder.
-``scripts/voice_folder.py`` turns a corpus' held-out voice into such a folder.
+``scripts/voice_folder.py`` turns a corpus' held-out voice into such a folder. With
+``--corpus`` (the checkpoint's corpus folder, ``data/emotional_speech-...``) each row also
+says how many of the set's distinct words the training split's transcripts contain.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+
+from speechexp.data.corpora.folder import LabelledFolderPreparer
+from speechexp.data.text import CharTokenizer
 
 DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
 
@@ -39,16 +44,42 @@ def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path, overrides:
     return results, counts
 
 
-def table_rows(folder: Path, results: dict, counts: Counter) -> list[dict]:
-    """One row per source (when there are several) and one for the whole folder."""
+def words(text: str) -> list[str]:
+    """The words of a transcript as the recogniser spells them (lowercase letters and apostrophes)."""
+    return CharTokenizer().normalize(text).split()
+
+
+def training_words(corpus: Path) -> set[str]:
+    """Every distinct word of the training split's transcripts in ``corpus/metadata.csv``."""
+    with (corpus / "metadata.csv").open(newline="") as handle:
+        return {word for row in csv.DictReader(handle) if row["split"] == "train" for word in words(row["text"])}
+
+
+def folder_words(folder: Path) -> dict[str, set[str]]:
+    """The distinct words of each source of a labelled folder, as its index reads them."""
+    out: dict[str, set[str]] = {}
+    for row in LabelledFolderPreparer(root=str(folder)).index():
+        out.setdefault(row["source"], set()).update(words(row["text"]))
+    return out
+
+
+def table_rows(folder: Path, results: dict, counts: Counter, known: set[str] | None) -> list[dict]:
+    """One row per source (when there are several) and one for the whole folder; with the
+    training words ``known``, each row's ``seen`` counts its distinct words among them."""
+    vocabulary = folder_words(folder)
+    def seen(sets: list[set[str]]) -> str | None:
+        if known is None:
+            return None
+        distinct = set().union(*sets)
+        return f"{len(distinct & known)} of {len(distinct)}"
     rows = []
     if len(counts) > 1:
         for source in sorted(counts):
             rows.append({"set": f"{folder.name}/{source}", "utterances": counts[source],
                          "cer": results[f"test/cer/{source}"], "wer": results[f"test/wer/{source}"],
-                         "uar": results.get(f"test/uar/{source}")})
+                         "uar": results.get(f"test/uar/{source}"), "seen": seen([vocabulary.get(source, set())])})
     rows.append({"set": folder.name, "utterances": sum(counts.values()), "cer": results["test/cer"],
-                 "wer": results["test/wer"], "uar": results.get("test/uar")})
+                 "wer": results["test/wer"], "uar": results.get("test/uar"), "seen": seen(list(vocabulary.values()))})
     return rows
 
 
@@ -59,23 +90,28 @@ def main() -> None:
     parser.add_argument("--decoder", default="greedy", help="a conf/decoder option: greedy, beam, beam_lm")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra speechexp-eval override, e.g. decoder.lm_weight=2 (repeatable)")
+    parser.add_argument("--corpus", type=Path, help="the checkpoint's corpus folder: count each set's words heard in training")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
+    if args.corpus and not (args.corpus / "metadata.csv").is_file():
+        sys.exit(f"--corpus {args.corpus} has no metadata.csv; pass the corpus folder the checkpoint trained on (data/emotional_speech-...).")
+    known = training_words(args.corpus) if args.corpus else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         for number, folder in enumerate(folders):
             results, counts = evaluate_folder(args.ckpt, folder.resolve(), args.decoder, Path(tmp) / str(number),
                                               args.set)
-            rows += table_rows(folder, results, counts)
+            rows += table_rows(folder, results, counts, known)
     print(f"checkpoint: {args.ckpt}  decoder: {' '.join([args.decoder, *args.set])}\n")
     with_uar = any(row["uar"] is not None for row in rows)  # a UAR column only where emotions are given
-    print("| set | utterances | CER | WER |" + (" UAR |" if with_uar else "") + "\n|---|---:|---:|---:|"
-          + ("---:|" if with_uar else ""))
+    with_seen = known is not None
+    print("| set | utterances | CER | WER |" + (" UAR |" if with_uar else "") + (" words seen in training |" if with_seen else "")
+          + "\n|---|---:|---:|---:|" + ("---:|" if with_uar else "") + ("---:|" if with_seen else ""))
     for row in rows:
         uar = "" if row["uar"] is None else f"{row['uar']:.3f}"
         print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} |"
-              + (f" {uar} |" if with_uar else ""))
+              + (f" {uar} |" if with_uar else "") + (f" {row['seen']} |" if with_seen else ""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -10,7 +10,7 @@ import torch
 from torchmetrics.functional.text import char_error_rate
 
 from speechexp.data.text import CharTokenizer
-from speechexp.data.word_lm import UNK, ArpaModel, fit_arpa, write_arpa
+from speechexp.data.word_lm import EOS, UNK, ArpaModel, fit_arpa, unigram_arpa, write_arpa
 from speechexp.errors import SpeechexpError
 from speechexp.inference.decoders import BeamSearchDecoder, CTCDecoder, build_decoder
 
@@ -65,6 +65,55 @@ def test_kenlm_scores_our_arpa_file_as_we_do(tmp_path):
             total += score
         total += lm.finish(state)[1]
         assert total == pytest.approx(model.sentence_log10_prob(sentence.split()), abs=1e-4)
+
+
+def test_the_unigram_model_is_one_distribution_after_every_history_and_kenlm_reads_it(tmp_path):
+    frequencies = {"the": 50.0, "cat": 2.0, "zebu": 0.01}
+    model = ArpaModel(unigram_arpa(frequencies, end_probability=0.1))
+    for history in [(), ("<s>",), ("cat",), ("<s>", "the")]:
+        probabilities = {w: 10 ** model.log10_prob(history, w) for w in [*frequencies, UNK, EOS]}
+        assert sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert probabilities[EOS] == pytest.approx(0.1, abs=1e-6)
+        assert probabilities["the"] / probabilities["cat"] == pytest.approx(25, rel=1e-4)
+        assert probabilities[UNK] == pytest.approx(probabilities["zebu"], rel=1e-4)
+    kenlm = pytest.importorskip("flashlight.lib.text.decoder.kenlm")
+    from flashlight.lib.text.dictionary import Dictionary
+
+    path = tmp_path / "unigram.arpa"
+    path.write_text(unigram_arpa(frequencies))
+    dictionary = Dictionary()
+    for word in sorted(ArpaModel(path.read_text()).vocabulary):
+        dictionary.add_entry(word)
+    lm = kenlm.KenLM(str(path), dictionary)
+    state, score = lm.score(lm.start(False), dictionary.get_index("cat"))
+    assert score == pytest.approx(ArpaModel(path.read_text()).log10_prob(("<s>",), "cat"), abs=1e-5)
+    with pytest.raises(ValueError):
+        unigram_arpa({"the": 0.0})
+
+
+def test_the_english_lexicon_spells_words_the_training_text_never_had(tmp_path):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    pytest.importorskip("wordfreq")
+    text, swap = "the house is green", {5: "a", 15: "a"}
+    log_probs, lengths = emissions(text, swap=swap)
+    probabilities = log_probs[:, 0].exp()
+    for position in swap:  # the right letter is the runner-up, e^-2 as likely as the wrong one
+        probabilities[2 * position, TOKENIZER.encode(text[position])[0]] = torch.tensor(-2.0).exp()
+    log_probs = (probabilities / probabilities.sum(-1, keepdim=True)).log()[:, None]
+    assert CTCDecoder().prepare(TOKENIZER)(log_probs, lengths) == ["the hause is graen"]
+    training_only = build_decoder("beam_lm").prepare(TOKENIZER, TRAINING, tmp_path)
+    assert "house" not in training_only(log_probs, lengths)[0]  # neither word is in its lexicon
+    english = build_decoder("beam_english").prepare(TOKENIZER, TRAINING, tmp_path)
+    assert english(log_probs, lengths) == ["the house is green"]
+    assert english.describe().startswith("beam_english (beam 64, 100000 English words")
+    assert len(list((tmp_path / "lm").glob("english-100000-*.arpa"))) == 1
+    # without the training transcripts it still decodes (they only add words)
+    assert build_decoder("beam_english").prepare(TOKENIZER, None, tmp_path)(log_probs, lengths) == [text]
+
+
+def test_an_unknown_lexicon_is_refused_with_the_choices():
+    with pytest.raises(SpeechexpError, match="training, english"):
+        build_decoder({"_target_": "speechexp.inference.decoders.BeamSearchDecoder", "lm": True, "lexicon": "wsj"})
 
 
 def test_beam_search_sums_alignments_that_greedy_misses():

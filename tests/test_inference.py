@@ -301,6 +301,28 @@ def test_eval_with_beam_lm_fits_the_lm_on_training_transcripts_and_records_its_m
     assert set(result.text.split()) <= train_words
 
 
+def test_eval_with_beam_english_spells_english_and_training_words(trained, tmp_path):
+    pytest.importorskip("flashlight.lib.text.decoder")
+    pytest.importorskip("wordfreq")
+    from speechexp.data.general_text import word_list
+    from speechexp.evaluate import evaluate
+
+    cfg = compose_config("eval", [f"ckpt_path={trained['asr']['best_checkpoint']}", "decoder=beam_english",
+                                  "decoder.english_words=2000", "decoder.word_score=3",  # a tiny model: words, not silence
+                                  f"paths.data_dir={trained['root'] / 'data'}"],
+                         tmp_path / "eval")
+    metrics = evaluate(cfg)
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["decoder"].startswith("beam_english (beam 64, 2000 English words, unigram")
+    assert 0 <= metrics["test/cer"] and results["test/cer"] == metrics["test/cer"]
+    dataset = Path(results["dataset_dir"])
+    assert len(list((dataset / "lm").glob("english-2000-*.arpa"))) == 1
+    train_words = {w for text in read_rows(dataset / "metadata.csv") if text["split"] == "train"
+                   for w in CharTokenizer().normalize(text["text"]).split()}
+    spelled = {w for row in read_rows(tmp_path / "eval" / "test_predictions.csv") for w in row["hypothesis"].split()}
+    assert spelled and spelled <= train_words | set(word_list(2000)[0])
+
+
 def test_a_decoder_for_a_separation_checkpoint_is_refused_before_anything_is_written(trained, tmp_path):
     done = run_cli("infer", f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={trained['separation']['dataset_dir']}",
                    "decoder=beam", f"hydra.run.dir={tmp_path / 'out'}")

@@ -185,12 +185,21 @@ def test_beam_lm_on_a_folder_fits_its_model_on_the_checkpoints_training_transcri
 
 def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
     root = make_folder(tmp_path / "mine")
+    corpus = tmp_path / "corpus"  # its training text holds five of the folder's twelve words ("key" only in val)
+    corpus.mkdir()
+    (corpus / "metadata.csv").write_text("path,text,split\nx.wav,The red CUP.,train\ny.wav,please take,train\n"
+                                         "z.wav,the key,val\n")
     done = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
-                           "--json", str(tmp_path / "rows.json")], capture_output=True, text=True, cwd=REPO)
+                           "--corpus", str(corpus), "--json", str(tmp_path / "rows.json")],
+                          capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "rows.json").read_text())
-    assert [(r["set"], r["utterances"]) for r in rows] == [("mine/a", 2), ("mine/b", 2), ("mine", 4)]
-    assert "| mine/a | 2 |" in done.stdout and all(0 <= r["cer"] for r in rows)
+    assert [(r["set"], r["utterances"], r["seen"]) for r in rows] == [
+        ("mine/a", 2, "5 of 6"), ("mine/b", 2, "1 of 7"), ("mine", 4, "5 of 12")]
+    assert "| mine/a | 2 |" in done.stdout and "5 of 6 |" in done.stdout and all(0 <= r["cer"] for r in rows)
+    missing = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
+                              "--corpus", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode != 0 and "has no metadata.csv" in missing.stderr
 
 
 @pytest.mark.skipif(not Path(REPO.parent / "shared" / "real-dev" / "transcripts.csv").is_file(),

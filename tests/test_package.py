@@ -127,7 +127,7 @@ def test_core_install_runs_both_studies_and_names_the_extra_an_option_needs(inst
     assert json.loads((tmp_path / "outputs" / "asr" / "results.json").read_text())["status"] == "completed"
     for option, extra in [("hparams_search=separation_optuna", "optuna"), ("hydra/launcher=joblib", "joblib"),
                           ("hydra/launcher=slurm", "slurm"), ("logger=tensorboard", "tensorboard"),
-                          ("decoder=beam_lm", "lm")]:
+                          ("decoder=beam_lm", "lm"), ("decoder=beam_english", "lm")]:
         refused = run([train, option, "debug=fdr", "hydra.run.dir=outputs/refused"], tmp_path, check=False)
         assert refused.returncode != 0, option
         lines = refused.stderr.strip().splitlines()

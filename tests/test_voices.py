@@ -108,6 +108,14 @@ def test_general_text_and_channels_take_their_shares():
     assert all(r["channel"] == "clean" for r in rows if r["split"] != "train")
     again = plan(general_text=0.5, degrade=0.4)
     assert [(r["text"], r["channel"]) for r in again] == [(r["text"], r["channel"]) for r in rows]
+    # general_sequences sets how many distinct sequences there are (default: num_sentences), in the fingerprint
+    many = plan(general_text=0.5, general_sequences=400)
+    assert len({r["text"] for r in many if r["text"][0].islower()}) > len({r["text"] for r in general})
+    sequences = lambda **f: len(EmotionalSpeechPreparer(num_sentences=60, general_text=0.5, **f).texts()[1])  # noqa: E731
+    assert sequences() == 60 and sequences(general_sequences=400) == 400
+    assert (EmotionalSpeechPreparer(general_text=0.5, general_sequences=400).fingerprint()
+            != EmotionalSpeechPreparer(general_text=0.5).fingerprint()
+            == EmotionalSpeechPreparer(general_text=0.5, general_sequences=0).fingerprint())
 
 
 def test_general_word_sequences_are_seeded_distinct_and_sized():

@@ -25,6 +25,7 @@ NEEDS: dict[tuple[str, str], tuple[str, str]] = {
     ("logger", "many"): ("tensorboard", "tensorboard"),
     ("decoder", "beam"): ("flashlight.lib.text", "lm"),
     ("decoder", "beam_lm"): ("flashlight.lib.text", "lm"),
+    ("decoder", "beam_english"): ("flashlight.lib.text", "lm"),  # and wordfreq (voices), named when it decodes
 }
 
 

@@ -77,7 +77,7 @@ NATURAL_LEVEL_DBFS = -28.0
 EXTENSION_DEFAULTS: dict[str, Any] = {
     "voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None, "warp_spread": 0.06,
     "raised_fraction": 1 / 3,
-    "general_text": 0.0, "general_vocabulary": 20000, "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
+    "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
     "degrade_rt60_s": [0.15, 0.6],
 }
 
@@ -138,6 +138,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     raised_fraction: float = 1 / 3
     general_text: float = 0.0
     general_vocabulary: int = 20000
+    general_sequences: int = 0
     degrade: float = 0.0
     degrade_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
     degrade_rt60_s: list[float] = field(default_factory=lambda: [0.15, 0.6])
@@ -211,7 +212,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         grammar = sentence_bank(self.num_sentences, seed=self.seed)
         if self.general_text <= 0:
             return grammar, []
-        return grammar, word_sequences(self.num_sentences, self.general_vocabulary, seed=self.seed + 7)
+        count = self.general_sequences or self.num_sentences
+        return grammar, word_sequences(count, self.general_vocabulary, seed=self.seed + 7)
 
     def plan(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Utterance plan (no audio): ``(utterances, sentences)`` as lists of dicts."""

@@ -10,6 +10,8 @@ back-off form exactly: a seen n-gram stores its interpolated probability, and a 
 back-off weight is its interpolation weight ``gamma(h) = D * N1+(h .) / total(h)``.
 
 Only the training split's transcripts go in: the test sentences stay unseen.
+:func:`unigram_arpa` writes the other kind the decoders use: word frequencies of general
+English (``decoder=beam_english``), with no context.
 """
 
 from __future__ import annotations
@@ -109,13 +111,35 @@ def fit_arpa(sentences: Iterable[str], order: int = 3) -> str:
     return "\n".join(lines)
 
 
-def write_arpa(sentences: Iterable[str], path: Path, order: int = 3) -> Path:
-    """Fit the model and write it to ``path`` atomically (a temporary file, then a rename)."""
+def unigram_arpa(frequencies: dict[str, float], end_probability: float = 0.05) -> str:
+    """A unigram model of word ``frequencies`` (any positive scale) as ARPA text: ``</s>``
+    has ``end_probability``, each word and ``<unk>`` (as frequent as the rarest word) share
+    the rest in proportion to their frequencies. KenLM reads only models of order 2 and up,
+    so the file also lists the bigram ``<s> </s>``, with the same probability as the unigram
+    (every history then predicts the same distribution)."""
+    if not frequencies or min(frequencies.values()) <= 0 or not 0 < end_probability < 1:
+        raise ValueError("a unigram model needs positive word frequencies and 0 < end_probability < 1")
+    rarest = min(frequencies.values())
+    scale = (1 - end_probability) / (sum(frequencies.values()) + rarest)
+    end = f"{math.log10(end_probability):.6f}"
+    rows = [f"{NO_PROBABILITY}\t{BOS}\t0.000000", f"{end}\t{EOS}", f"{math.log10(rarest * scale):.6f}\t{UNK}"]
+    rows += [f"{math.log10(f * scale):.6f}\t{word}" for word, f in frequencies.items()]
+    return "\n".join(["\\data\\", f"ngram 1={len(rows)}", "ngram 2=1", "", "\\1-grams:", *rows,
+                      "", "\\2-grams:", f"{end}\t{BOS} {EOS}", "", "\\end\\", ""])
+
+
+def write_text_atomic(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(fit_arpa(sentences, order))
+    partial.write_text(text)
     partial.replace(path)
     return path
+
+
+def write_arpa(sentences: Iterable[str], path: Path, order: int = 3) -> Path:
+    """Fit the model and write it to ``path`` atomically (a temporary file, then a rename)."""
+    return write_text_atomic(fit_arpa(sentences, order), path)
 
 
 class ArpaModel:

@@ -7,6 +7,10 @@
   and scores word sequences with a word n-gram model fitted on the training transcripts
   (:mod:`speechexp.data.word_lm`), weighted by ``lm_weight``, plus ``word_score`` per word.
   The ARPA file is built the first time and cached (in the dataset folder when there is one).
+- ``beam_english``: the same beam search over general English instead (``lexicon='english'``):
+  the ``english_words`` most frequent words of ``wordfreq`` plus the training words, scored
+  by their frequencies alone (a unigram model, :func:`speechexp.data.word_lm.unigram_arpa`),
+  for speech whose words the training sentences do not predict (people's own recordings).
 
 A decoder is built from a config node (``conf/decoder/*.yaml``; ``None`` means greedy) by
 :func:`build_decoder`, prepared (:meth:`CTCDecoder.prepare`) with the tokenizer and the training
@@ -22,15 +26,16 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
 from speechexp.data.text import CharTokenizer
-from speechexp.data.word_lm import BOS, EOS, UNK, write_arpa
+from speechexp.data.word_lm import BOS, EOS, UNK, unigram_arpa, write_arpa, write_text_atomic
 from speechexp.errors import SpeechexpError
 
 log = logging.getLogger("speechexp.decoders")
+LEXICONS = ("training", "english")
 
 
 class CTCDecoder:
@@ -65,30 +70,39 @@ class BeamSearchDecoder(CTCDecoder):
         beam_size: prefixes kept per frame.
         beam_size_token: classes tried per frame (``None``: all).
         beam_threshold: prefixes scoring this much below the best are dropped.
-        lm: spell only training words and score them with the n-gram model.
-        lm_order: the n-gram order.
+        lm: spell only the lexicon's words and score them with its word model.
+        lexicon: ``training`` (the training transcripts' words, their n-gram model) or
+            ``english`` (``english_words`` frequent English words and the training words,
+            their unigram frequencies; needs the ``wordfreq`` package of the voices extra).
+        english_words: how many of the most frequent English words the ``english`` lexicon holds.
+        lm_order: the n-gram order (``training`` lexicon).
         lm_weight: weight of the model's log10 probability against the acoustic log-probs.
         word_score: added per word (positive: longer transcripts).
         sil_score: added per word boundary (the space character).
     """
 
     def __init__(self, beam_size: int = 32, beam_size_token: int | None = None, beam_threshold: float = 25.0,
-                 lm: bool = False, lm_order: int = 3, lm_weight: float = 1.0, word_score: float = 0.0,
-                 sil_score: float = 0.0) -> None:
+                 lm: bool = False, lexicon: str = "training", english_words: int = 100000, lm_order: int = 3,
+                 lm_weight: float = 1.0, word_score: float = 0.0, sil_score: float = 0.0) -> None:
         super().__init__()
-        if int(beam_size) < 1 or int(lm_order) < 1:
-            raise SpeechexpError("decoder.beam_size and decoder.lm_order must be at least 1.")
+        if int(beam_size) < 1 or int(lm_order) < 1 or int(english_words) < 1:
+            raise SpeechexpError("decoder.beam_size, decoder.lm_order and decoder.english_words must be at least 1.")
+        if lexicon not in LEXICONS:
+            raise SpeechexpError(f"decoder.lexicon must be one of {', '.join(LEXICONS)}, not {lexicon!r}.")
         self.beam_size, self.beam_size_token = int(beam_size), beam_size_token
         self.beam_threshold, self.lm, self.lm_order = float(beam_threshold), bool(lm), int(lm_order)
+        self.lexicon, self.english_words = lexicon, int(english_words)
         self.lm_weight, self.word_score, self.sil_score = float(lm_weight), float(word_score), float(sil_score)
-        self.kind = "beam_lm" if self.lm else "beam"
-        self.needs_transcripts = self.lm
+        self.kind = ("beam_english" if lexicon == "english" else "beam_lm") if self.lm else "beam"
+        self.needs_transcripts = self.lm  # the english lexicon adds the training words when they are known
         self._decoder = None
         self.words: list[str] = []
 
     def describe(self) -> str:
         text = f"{self.kind} (beam {self.beam_size}"
-        if self.lm:
+        if self.lm and self.lexicon == "english":
+            text += f", {self.english_words} English words, unigram, lm_weight {self.lm_weight}, word_score {self.word_score}"
+        elif self.lm:
             text += f", {self.lm_order}-gram, lm_weight {self.lm_weight}, word_score {self.word_score}"
         return text + ")"
 
@@ -111,8 +125,12 @@ class BeamSearchDecoder(CTCDecoder):
         from flashlight.lib.text.decoder.kenlm import KenLM  # noqa: PLC0415
         from flashlight.lib.text.dictionary import Dictionary  # noqa: PLC0415
 
-        arpa, sentences = self._language_model(tokenizer, transcripts, cache_dir)
-        self.words = sorted({w for sentence in sentences for w in sentence.split()} | {BOS, EOS, UNK})  # its unigrams
+        if self.lexicon == "english":
+            arpa, words = self._english_model(tokenizer, transcripts, cache_dir)
+        else:
+            arpa, sentences = self._language_model(tokenizer, transcripts, cache_dir)
+            words = {w for sentence in sentences for w in sentence.split()}
+        self.words = sorted(set(words) | {BOS, EOS, UNK})  # the model's unigrams
         dictionary = Dictionary()
         for word in self.words:
             dictionary.add_entry(word)
@@ -148,17 +166,41 @@ class BeamSearchDecoder(CTCDecoder):
         if not sentences:
             raise SpeechexpError("decoder=beam_lm found no training transcripts to fit its language model on.")
         digest = hashlib.sha1("\n".join(sentences).encode()).hexdigest()[:10]
-        name = f"words-{self.lm_order}gram-{digest}.arpa"
+        path = self._cached(f"words-{self.lm_order}gram-{digest}.arpa", cache_dir,
+                            lambda target: write_arpa(sentences, target, self.lm_order))
+        log.info("Language model: %d-gram over %d training sentences -> %s", self.lm_order, len(sentences), path)
+        return path, sentences
+
+    def _english_model(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None,
+                       cache_dir: Path | None) -> tuple[Path, list[str]]:
+        """The unigram ARPA file of the ``english_words`` most frequent English words and the
+        training words (those not among them as frequent as the rarest), cached by content,
+        and its words."""
+        from speechexp.data.general_text import word_list  # noqa: PLC0415 - needs wordfreq
+
+        english, frequencies = word_list(self.english_words)
+        table = {w: float(f) for w, f in zip(english, frequencies) if tokenizer.normalize(w) == w}
+        rarest = min(table.values())
+        for word in sorted({w for t in transcripts or [] for w in tokenizer.normalize(t).split()} - set(table)):
+            table[word] = rarest
+        digest = hashlib.sha1("\n".join(table).encode()).hexdigest()[:10]
+        path = self._cached(f"english-{self.english_words}-{digest}.arpa", cache_dir,
+                            lambda target: write_text_atomic(unigram_arpa(table), target))
+        log.info("Language model: unigram over %d English and training words -> %s", len(table), path)
+        return path, list(table)
+
+    @staticmethod
+    def _cached(name: str, cache_dir: Path | None, write: Callable[[Path], Path]) -> Path:
+        """``name`` in the cache folder (``lm/`` of the dataset folder, else the temporary one
+        when that is read-only), written by ``write(path)`` the first time."""
         folders = ([Path(cache_dir) / "lm"] if cache_dir else []) + [Path(tempfile.gettempdir()) / "speechexp-lm"]
-        for folder in folders:  # the dataset folder; the temporary one only when that is read-only
+        for folder in folders:
             if (folder / name).is_file():
-                return folder / name, sentences
+                return folder / name
             try:
-                path = write_arpa(sentences, folder / name, self.lm_order)
+                return write(folder / name)
             except OSError:
                 continue
-            log.info("Language model: %d-gram over %d training sentences -> %s", self.lm_order, len(sentences), path)
-            return path, sentences
         raise SpeechexpError(f"Could not write the language model into {folders[0]}; make that folder writable.")
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
