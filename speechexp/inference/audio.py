@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,15 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
     return librosa.resample(audio, orig_sr=int(from_rate), target_sr=int(to_rate), res_type=RESAMPLER).astype(
         np.float32)
+
+
+def front_end(audio: np.ndarray, rate: int, logmel: Any, pitch_tracker: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """What a recogniser reads of mono ``audio [time]`` at ``rate`` Hz: its log-mel
+    ``features [frames, n_mels]`` (:class:`speechexp.data.features.LogMel`, at that feature's
+    rate) and, with a :class:`speechexp.models.pitch.PitchTracker`, the frames' ``pitch
+    [frames, 2]`` (else ``None``)."""
+    audio = resample(audio, int(rate), logmel.sample_rate)
+    return logmel(audio), None if pitch_tracker is None else pitch_tracker.track(audio)
 
 
 def fit_length(audio: np.ndarray, length: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from speechexp.data.progress import progress
 from speechexp.errors import SpeechexpError
-from speechexp.inference.audio import read_audio, resample
+from speechexp.inference.audio import front_end, read_audio, resample
 from speechexp.data.speaker_norm import SpeakerStatistics, speaker_statistics
 from speechexp.inference.transcription import collate_features
 
@@ -172,9 +172,8 @@ class FeatureLoader:
 
     def front(self, audio, rate: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``features [frames, n_mels]`` and (or ``None``) ``pitch [frames, 2]`` of one recording."""
-        audio = resample(audio, rate, self.logmel.sample_rate)
-        pitch = None if self.pitch is None else torch.from_numpy(self.pitch.track(audio))
-        return torch.from_numpy(self.logmel(audio)), pitch
+        features, pitch = front_end(audio, rate, self.logmel, self.pitch)
+        return torch.from_numpy(features), None if pitch is None else torch.from_numpy(pitch)
 
     def __call__(self, audio, rate: int, index: int) -> dict:
         features, pitch = self.front(audio, rate)

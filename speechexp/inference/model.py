@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from speechexp.errors import SpeechexpError
-from speechexp.inference.audio import fit_length, resample, to_mono
+from speechexp.inference.audio import fit_length, front_end, resample, to_mono
 from speechexp.inference.transcription import Transcription, collate_features
 from speechexp.models.prosody import prosody_size
 
@@ -165,8 +165,7 @@ class AsrEmotionModel(LoadedModel):
     def front(self, audio: Audio, sample_rate: int) -> tuple[np.ndarray, np.ndarray | None]:
         """What the model reads of one recording: its log-mel ``features [frames, n_mels]`` and,
         when its prosody includes pitch, the frames' ``pitch [frames, 2]`` (else ``None``)."""
-        audio = resample(to_mono(audio), int(sample_rate), self.sample_rate)
-        return self.logmel(audio), None if self.pitch_tracker is None else self.pitch_tracker.track(audio)
+        return front_end(to_mono(audio), int(sample_rate), self.logmel, self.pitch_tracker)
 
     @property
     def speaker_mean_size(self) -> int:
