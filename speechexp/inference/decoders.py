@@ -183,7 +183,7 @@ class BeamSearchDecoder(CTCDecoder):
         rarest = min(table.values())
         for word in sorted({w for t in transcripts or [] for w in tokenizer.normalize(t).split()} - set(table)):
             table[word] = rarest
-        digest = hashlib.sha1("\n".join(table).encode()).hexdigest()[:10]
+        digest = hashlib.sha1("\n".join(f"{w} {f:.6g}" for w, f in table.items()).encode()).hexdigest()[:10]
         path = self._cached(f"english-{self.english_words}-{digest}.arpa", cache_dir,
                             lambda target: write_text_atomic(unigram_arpa(table), target))
         log.info("Language model: unigram over %d English and training words -> %s", len(table), path)
