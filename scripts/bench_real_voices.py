@@ -1,7 +1,7 @@
 """CER/WER (UAR where labelled) of a checkpoint on labelled folders, per source, through speechexp-eval.
 
     .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
-        [--decoder greedy|beam|beam_lm] [--set decoder.lm_weight=2 ...] [--corpus DIR] [--json OUT]
+        [--decoder greedy|beam|beam_lm|beam_english] [--set decoder.lm_weight=2 ...] [--corpus DIR] [--json OUT]
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
 are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
@@ -22,15 +22,15 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from speechexp.data.corpora.folder import LabelledFolderPreparer
 from speechexp.data.text import CharTokenizer
 
 DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
 
 
-def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path, overrides: list[str]) -> tuple[dict, Counter]:
+def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path,
+                    overrides: list[str]) -> tuple[dict, Counter, dict[str, set[str]]]:
     """``speechexp-eval`` of ``ckpt`` on ``folder`` into ``out`` (with extra ``overrides``):
-    its results and rows per source."""
+    its results, rows per source and each source's distinct (normalised) transcript words."""
     command = [sys.executable, "-m", "speechexp.evaluate", f"ckpt_path={ckpt}", "dataset=labelled_folder",
                f"dataset.root={folder}", f"decoder={decoder}", f"hydra.run.dir={out}", "logger=csv",
                "report=false", f"paths.data_dir={out / 'data'}", "trainer.enable_progress_bar=false", *overrides]
@@ -39,47 +39,40 @@ def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path, overrides:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         sys.exit(f"speechexp-eval failed on {folder}: {last}")
     results = json.loads((out / "results.json").read_text())
+    counts, vocabulary = Counter(), {}
     with (out / "test_predictions.csv").open(newline="") as handle:
-        counts = Counter(row["source"] for row in csv.DictReader(handle))
-    return results, counts
-
-
-def words(text: str) -> list[str]:
-    """The words of a transcript as the recogniser spells them (lowercase letters and apostrophes)."""
-    return CharTokenizer().normalize(text).split()
+        for row in csv.DictReader(handle):
+            counts[row["source"]] += 1
+            vocabulary.setdefault(row["source"], set()).update(row["text"].split())
+    return results, counts, vocabulary
 
 
 def training_words(corpus: Path) -> set[str]:
-    """Every distinct word of the training split's transcripts in ``corpus/metadata.csv``."""
+    """Every distinct word of the training split's transcripts in ``corpus/metadata.csv``,
+    normalised as the recogniser spells them."""
+    tokenizer = CharTokenizer()
     with (corpus / "metadata.csv").open(newline="") as handle:
-        return {word for row in csv.DictReader(handle) if row["split"] == "train" for word in words(row["text"])}
+        return {w for row in csv.DictReader(handle) if row["split"] == "train" for w in tokenizer.normalize(row["text"]).split()}
 
 
-def folder_words(folder: Path) -> dict[str, set[str]]:
-    """The distinct words of each source of a labelled folder, as its index reads them."""
-    out: dict[str, set[str]] = {}
-    for row in LabelledFolderPreparer(root=str(folder)).index():
-        out.setdefault(row["source"], set()).update(words(row["text"]))
-    return out
+def seen(words: set[str], known: set[str] | None) -> str | None:
+    """``"k of n"``: how many of the distinct ``words`` are among the training words ``known``."""
+    return None if known is None else f"{len(words & known)} of {len(words)}"
 
 
-def table_rows(folder: Path, results: dict, counts: Counter, known: set[str] | None) -> list[dict]:
+def table_rows(folder: Path, results: dict, counts: Counter, vocabulary: dict[str, set[str]],
+               known: set[str] | None) -> list[dict]:
     """One row per source (when there are several) and one for the whole folder; with the
     training words ``known``, each row's ``seen`` counts its distinct words among them."""
-    vocabulary = folder_words(folder)
-    def seen(sets: list[set[str]]) -> str | None:
-        if known is None:
-            return None
-        distinct = set().union(*sets)
-        return f"{len(distinct & known)} of {len(distinct)}"
     rows = []
     if len(counts) > 1:
         for source in sorted(counts):
             rows.append({"set": f"{folder.name}/{source}", "utterances": counts[source],
                          "cer": results[f"test/cer/{source}"], "wer": results[f"test/wer/{source}"],
-                         "uar": results.get(f"test/uar/{source}"), "seen": seen([vocabulary.get(source, set())])})
+                         "uar": results.get(f"test/uar/{source}"), "seen": seen(vocabulary[source], known)})
     rows.append({"set": folder.name, "utterances": sum(counts.values()), "cer": results["test/cer"],
-                 "wer": results["test/wer"], "uar": results.get("test/uar"), "seen": seen(list(vocabulary.values()))})
+                 "wer": results["test/wer"], "uar": results.get("test/uar"),
+                 "seen": seen(set().union(*vocabulary.values()), known)})
     return rows
 
 
@@ -87,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("ckpt")
     parser.add_argument("--folder", action="append", type=Path, help="a labelled folder (repeatable)")
-    parser.add_argument("--decoder", default="greedy", help="a conf/decoder option: greedy, beam, beam_lm")
+    parser.add_argument("--decoder", default="greedy", help="a conf/decoder option: greedy, beam, beam_lm, beam_english")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra speechexp-eval override, e.g. decoder.lm_weight=2 (repeatable)")
     parser.add_argument("--corpus", type=Path, help="the checkpoint's corpus folder: count each set's words heard in training")
@@ -100,9 +93,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         for number, folder in enumerate(folders):
-            results, counts = evaluate_folder(args.ckpt, folder.resolve(), args.decoder, Path(tmp) / str(number),
-                                              args.set)
-            rows += table_rows(folder, results, counts, known)
+            results, counts, vocabulary = evaluate_folder(args.ckpt, folder.resolve(), args.decoder,
+                                                          Path(tmp) / str(number), args.set)
+            rows += table_rows(folder, results, counts, vocabulary, known)
     print(f"checkpoint: {args.ckpt}  decoder: {' '.join([args.decoder, *args.set])}\n")
     with_uar = any(row["uar"] is not None for row in rows)  # a UAR column only where emotions are given
     with_seen = known is not None
