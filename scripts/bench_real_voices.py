@@ -1,14 +1,18 @@
 """CER/WER (UAR where labelled) of a checkpoint on labelled folders, per source, through speechexp-eval.
 
     .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
-        [--decoder greedy|beam|beam_lm|beam_english] [--set decoder.lm_weight=2 ...] [--corpus DIR] [--json OUT]
+        [--decoder greedy|beam|beam_lm|beam_english] [--set decoder.lm_weight=2 ...] [--corpus DIR]
+        [--speak flite:awb ...] [--json OUT]
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
 are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
 does (the same predictions), and one markdown table row is printed per source and folder.
 ``scripts/voice_folder.py`` turns a corpus' held-out voice into such a folder. With
 ``--corpus`` (the checkpoint's corpus folder, ``data/emotional_speech-...``) each row also
-says how many of the set's distinct words the training split's transcripts contain.
+says how many of the set's distinct words the training split's transcripts contain. With
+``--speak VOICE`` each folder's transcripts are also said by that TTS voice (as shipped) and
+scored beside the recordings: the same words in a known voice tell the words' share of the
+errors from the voices'.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from collections import Counter
 from pathlib import Path
 
 from speechexp.data.text import CharTokenizer
+from speechexp.data.tts import Style, check_installed, synthesize
+from speechexp.errors import SpeechexpError
+from speechexp.io import write_csv_atomic, write_wav_atomic
 
 DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
 
@@ -45,6 +52,24 @@ def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path,
             counts[row["source"]] += 1
             vocabulary.setdefault(row["source"], set()).update(row["text"].split())
     return results, counts, vocabulary
+
+
+def spoken_folder(folder: Path, voice: str, out: Path) -> Path:
+    """A labelled folder ``out/<folder>-<voice>`` of ``folder``'s transcripts said by the TTS
+    ``voice`` in its own style, at the same relative paths (so each row keeps its source)."""
+    with (folder / "transcripts.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    spoken = out / f"{folder.name}-{voice.replace(':', '-')}"
+    columns = ["path", "text", *(["source"] if rows and "source" in rows[0] else [])]
+    listed = []
+    for number, row in enumerate(rows):
+        path = Path(row["path"]).with_suffix(".wav")
+        path = f"{number:04d}.wav" if path.is_absolute() else path.as_posix()
+        rendered = synthesize(voice, row["text"], Style())
+        write_wav_atomic(spoken / path, rendered.audio, rendered.sample_rate)
+        listed.append({"path": path, **{key: row[key] for key in columns[1:]}})
+    write_csv_atomic(spoken / "transcripts.csv", listed, columns)
+    return spoken
 
 
 def training_words(corpus: Path) -> set[str]:
@@ -84,15 +109,22 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra speechexp-eval override, e.g. decoder.lm_weight=2 (repeatable)")
     parser.add_argument("--corpus", type=Path, help="the checkpoint's corpus folder: count each set's words heard in training")
+    parser.add_argument("--speak", action="append", default=[], metavar="ENGINE:VOICE",
+                        help="also score each folder's transcripts said by this TTS voice, e.g. flite:awb (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
     if args.corpus and not (args.corpus / "metadata.csv").is_file():
         sys.exit(f"--corpus {args.corpus} has no metadata.csv; pass the corpus folder the checkpoint trained on (data/emotional_speech-...).")
+    try:  # an unknown or missing voice stops here, in one sentence, before any work
+        check_installed(args.speak)
+    except SpeechexpError as error:
+        sys.exit(str(error))
     known = training_words(args.corpus) if args.corpus else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
-        for number, folder in enumerate(folders):
+        spoken = [spoken_folder(folder, voice, Path(tmp) / "spoken") for folder in folders for voice in args.speak]
+        for number, folder in enumerate([*folders, *spoken]):
             results, counts, vocabulary = evaluate_folder(args.ckpt, folder.resolve(), args.decoder,
                                                           Path(tmp) / str(number), args.set)
             rows += table_rows(folder, results, counts, vocabulary, known)

@@ -1,16 +1,19 @@
-"""A labelled folder (``transcripts.csv`` with absolute paths) of a prepared corpus' test
+"""A labelled folder (``transcripts.csv`` with absolute paths) of a prepared corpus'
 utterances from some sources, e.g. the held-out voice of ``dataset/voices=natural``:
 
     .venv/bin/python scripts/voice_folder.py data/emotional_speech-<hash> OUT [--source festival:ked]
+        [--split test|val|train] [--limit N]
 
 so that any checkpoint, also one trained on espeak alone, is measured on the same unseen
-voice with ``scripts/bench_real_voices.py CKPT --folder OUT``.
+voice with ``scripts/bench_real_voices.py CKPT --folder OUT``. ``--split train --limit 600``
+samples what the model trained on: how well it fits its own training data.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import random
 from pathlib import Path
 
 from speechexp.io import write_csv_atomic
@@ -21,17 +24,21 @@ def main() -> None:
     parser.add_argument("dataset_dir", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--source", action="append", help="sources to keep (default: every non-espeak one)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--limit", type=int, help="at most this many utterances, a seeded random sample")
     args = parser.parse_args()
     with (args.dataset_dir / "metadata.csv").open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["split"] == "test" and r.get("source", "espeak") != "espeak"
-                and (not args.source or r["source"] in args.source)]
+        rows = [r for r in csv.DictReader(handle) if r["split"] == args.split
+                and (r.get("source", "espeak") in args.source if args.source else r.get("source", "espeak") != "espeak")]
     if not rows:
-        raise SystemExit(f"No test rows of {args.source or 'natural voices'} in {args.dataset_dir}/metadata.csv.")
+        raise SystemExit(f"No {args.split} rows of {args.source or 'natural voices'} in {args.dataset_dir}/metadata.csv.")
+    if args.limit is not None and args.limit < len(rows):
+        rows = sorted(random.Random(0).sample(rows, args.limit), key=lambda r: r["path"])
     listed = [{"path": str((args.dataset_dir / r["path"]).resolve()), "text": r["text"], "emotion": r["emotion"],
-               "speaker": r["speaker"], "source": r["source"]} for r in rows]
+               "speaker": r["speaker"], "source": r.get("source", "espeak")} for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(args.out / "transcripts.csv", listed, ["path", "text", "emotion", "speaker", "source"])
-    print(f"{len(listed)} utterances of {sorted({r['source'] for r in listed})} -> {args.out / 'transcripts.csv'}")
+    print(f"{len(listed)} {args.split} utterances of {sorted({r['source'] for r in listed})} -> {args.out / 'transcripts.csv'}")
 
 
 if __name__ == "__main__":

@@ -202,6 +202,52 @@ def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
     assert missing.returncode != 0 and "has no metadata.csv" in missing.stderr
 
 
+def test_voice_folder_lists_a_splits_utterances_of_the_sources_asked(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = ["path,text,emotion,speaker,split,source"] + [
+        f"w/{split}{i}.wav,text {i},sad,s{i},{split},{source}"
+        for split in ("train", "test") for i, source in enumerate(["espeak", "espeak", "espeak", "flite:awb"])]
+    (corpus / "metadata.csv").write_text("\n".join(lines) + "\n")
+
+    def listed(*options: str) -> tuple[int, list[dict], str]:
+        out = tmp_path / "out"
+        done = subprocess.run([sys.executable, "scripts/voice_folder.py", str(corpus), str(out), *options],
+                              capture_output=True, text=True, cwd=REPO)
+        rows = list(csv.DictReader((out / "transcripts.csv").open())) if done.returncode == 0 else []
+        return done.returncode, rows, done.stderr
+
+    _, rows, _ = listed()  # by default: the test split's natural voices
+    assert [(Path(r["path"]).name, r["source"]) for r in rows] == [("test3.wav", "flite:awb")]
+    assert Path(rows[0]["path"]).is_absolute()
+    _, rows, _ = listed("--split", "train", "--source", "espeak", "--limit", "2")
+    assert len(rows) == 2 and {r["source"] for r in rows} == {"espeak"}
+    assert {Path(r["path"]).name for r in rows} < {"train0.wav", "train1.wav", "train2.wav"}
+    code, _, stderr = listed("--split", "val")
+    assert code != 0 and "No val rows" in stderr
+
+
+def test_bench_real_voices_also_scores_the_transcripts_said_by_a_tts_voice(checkpoint, tmp_path):
+    """``--speak`` adds rows for the same words in a known voice, per source, beside the recordings."""
+    from speechexp.data.tts import flite
+
+    bad = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--speak", "nosuch:voice"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode != 0 and "Unknown speech engine 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
+    if not flite.available("awb"):
+        pytest.skip("flite is not installed here (make voices)")
+    root = make_folder(tmp_path / "mine")
+    done = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
+                           "--speak", "flite:awb", "--json", str(tmp_path / "rows.json")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [(r["set"], r["utterances"]) for r in rows] == [("mine/a", 2), ("mine/b", 2), ("mine", 4),
+                                                           ("mine-flite-awb/a", 2), ("mine-flite-awb/b", 2),
+                                                           ("mine-flite-awb", 4)]
+    assert all(0 <= r["cer"] for r in rows) and "| mine-flite-awb | 4 |" in done.stdout
+
+
 @pytest.mark.skipif(not Path(REPO.parent / "shared" / "real-dev" / "transcripts.csv").is_file(),
                     reason="the real-dev recordings are not beside this checkout")
 def test_real_dev_is_indexed_without_copying_it():
