@@ -123,7 +123,8 @@ def main() -> None:
     known = training_words(args.corpus) if args.corpus else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
-        spoken = [spoken_folder(folder, voice, Path(tmp) / "spoken") for folder in folders for voice in args.speak]
+        spoken = [spoken_folder(folder, voice, Path(tmp) / "spoken" / str(number))  # numbered: folders may share a name
+                  for number, folder in enumerate(folders) for voice in args.speak]
         for number, folder in enumerate([*folders, *spoken]):
             results, counts, vocabulary = evaluate_folder(args.ckpt, folder.resolve(), args.decoder,
                                                           Path(tmp) / str(number), args.set)

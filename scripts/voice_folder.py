@@ -27,15 +27,16 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--limit", type=int, help="at most this many utterances, a seeded random sample")
     args = parser.parse_args()
+    wanted = (lambda source: source in args.source) if args.source else (lambda source: source != "espeak")
     with (args.dataset_dir / "metadata.csv").open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["split"] == args.split
-                and (r.get("source", "espeak") in args.source if args.source else r.get("source", "espeak") != "espeak")]
+        rows = [{**r, "source": r.get("source", "espeak")} for r in csv.DictReader(handle)]
+    rows = [r for r in rows if r["split"] == args.split and wanted(r["source"])]
     if not rows:
         raise SystemExit(f"No {args.split} rows of {args.source or 'natural voices'} in {args.dataset_dir}/metadata.csv.")
     if args.limit is not None and args.limit < len(rows):
         rows = sorted(random.Random(0).sample(rows, args.limit), key=lambda r: r["path"])
     listed = [{"path": str((args.dataset_dir / r["path"]).resolve()), "text": r["text"], "emotion": r["emotion"],
-               "speaker": r["speaker"], "source": r.get("source", "espeak")} for r in rows]
+               "speaker": r["speaker"], "source": r["source"]} for r in rows]
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(args.out / "transcripts.csv", listed, ["path", "text", "emotion", "speaker", "source"])
     print(f"{len(listed)} {args.split} utterances of {sorted({r['source'] for r in listed})} -> {args.out / 'transcripts.csv'}")
