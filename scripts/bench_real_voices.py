@@ -61,10 +61,13 @@ def spoken_folder(folder: Path, voice: str, out: Path) -> Path:
         rows = list(csv.DictReader(handle))
     spoken = out / f"{folder.name}-{voice.replace(':', '-')}"
     columns = ["path", "text", *(["source"] if rows and "source" in rows[0] else [])]
-    listed = []
+    listed, taken = [], set()
     for number, row in enumerate(rows):
         path = Path(row["path"]).with_suffix(".wav")
         path = f"{number:04d}.wav" if path.is_absolute() else path.as_posix()
+        if path in taken:  # x.flac and x.wav both became x.wav
+            path = f"{path[:-4]}-{number:04d}.wav"
+        taken.add(path)
         rendered = synthesize(voice, row["text"], Style())
         write_wav_atomic(spoken / path, rendered.audio, rendered.sample_rate)
         listed.append({"path": path, **{key: row[key] for key in columns[1:]}})

@@ -248,6 +248,33 @@ def test_bench_real_voices_also_scores_the_transcripts_said_by_a_tts_voice(check
     assert all(0 <= r["cer"] for r in rows) and "| mine-flite-awb | 4 |" in done.stdout
 
 
+def test_spoken_folder_holds_the_voices_own_rendering_of_each_transcript_at_distinct_paths(tmp_path):
+    """Each row is said anew by the voice (not copied), and x.flac / x.wav do not overwrite each other."""
+    import importlib.util
+
+    from speechexp.data.tts import Style, flite, synthesize
+
+    if not flite.available("awb"):
+        pytest.skip("flite is not installed here (make voices)")
+    root = make_folder(tmp_path / "mine")
+    sf.write(root / "a" / "two.wav", np.zeros(800), 8000)  # a second "a/two", beside a/two.flac
+    with (root / "transcripts.csv").open("a", newline="") as handle:
+        csv.writer(handle).writerow(["a/two.wav", "the cat", "", "ignored"])
+    spec = importlib.util.spec_from_file_location("bench_real_voices", REPO / "scripts" / "bench_real_voices.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    spoken = bench.spoken_folder(root, "flite:awb", tmp_path / "out")
+    with (spoken / "transcripts.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["text"] for r in rows] == [t for _, t, _, _ in SAID] + ["the cat"]
+    assert len({r["path"] for r in rows}) == 5 and rows[1]["path"] == "a/two.wav" and rows[4]["path"].startswith("a/two-")
+    for row in rows:
+        audio, rate = sf.read(spoken / row["path"], dtype="float32")
+        expected = synthesize("flite:awb", row["text"], Style())
+        assert rate == expected.sample_rate and audio.shape == expected.audio.shape
+        assert np.abs(audio - expected.audio).max() < 1e-3  # 16-bit WAV rounding
+
+
 @pytest.mark.skipif(not Path(REPO.parent / "shared" / "real-dev" / "transcripts.csv").is_file(),
                     reason="the real-dev recordings are not beside this checkout")
 def test_real_dev_is_indexed_without_copying_it():
