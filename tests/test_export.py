@@ -33,9 +33,11 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     runs = {"separation": ("experiment=separation",),
             # the emotion head also reads speaker-relative prosody with pitch: the graph computes
-            # both (its own STFTs, log-mel and pitch tracking) from the waveform
+            # both (its own STFTs, log-mel and pitch tracking) from the waveform; the encoder reads
+            # the cepstrally smoothed features through instance-normalised convolutions
             "asr_emotion": ("experiment=asr_emotion", *SMALL_CORPUS, "task.module.speaker_norm=true",
-                            "model.emotion_sources=[encoder,conv,input,ctc,prosody]", "dataset.datamodule.pitch=true")}
+                            "model.emotion_sources=[encoder,conv,input,ctc,prosody]", "dataset.datamodule.pitch=true",
+                            "model.input_lifter=20", "model.front_norm=instance")}
     found = {}
     for kind, overrides in runs.items():
         run_dir = root / kind

@@ -12,7 +12,7 @@ from torch import nn
 
 from speechexp.models.augment import SpecAugment
 from speechexp.models.layers import ExactBiLSTM, LockedDropout, MaskedBatchNorm, reverse_within_lengths
-from speechexp.models.multitask import MultitaskSpeechModel
+from speechexp.models.multitask import MultitaskSpeechModel, cepstral_lifter
 from speechexp.tasks.asr_emotion import combined_score
 from speechexp.tasks.schedules import OneCycleSchedule, WarmupCosineSchedule
 from tests.conftest import compose_config
@@ -81,6 +81,32 @@ def test_frequency_warp_moves_a_formant_by_its_factor_and_keeps_padding():
         SpecAugment(freq_warp=1.0)
 
 
+def test_formant_warp_moves_formants_by_different_ratios_and_keeps_the_bins_in_order():
+    """Two peaks (near 0.5 and 3 kHz) move by ratios that differ between utterances; the ends
+    stay where freq_warp puts them."""
+    import librosa
+
+    centres = torch.as_tensor(librosa.mel_frequencies(n_mels=82, fmin=0.0, fmax=8000.0)[1:-1], dtype=torch.float32)
+    torch.manual_seed(0)
+    augment = SpecAugment(freq_masks=0, time_masks=0, formant_warp=0.15).train()
+    curves = augment.formant_curves(256, 80, torch.device("cpu"))
+    assert curves.shape == (256, 80) and curves.abs().max() <= 3 * 0.15 and curves[:, [0, -1]].abs().max() < 1e-6
+    features = torch.zeros(256, 2, 80)
+    features[:, :, [12, 52]] = 1.0
+    out = augment(features, torch.full((256,), 2))
+    ratios = []
+    for low, high in ((0, 30), (30, 80)):
+        part = out[:, 0, low:high]
+        ratios.append((part * centres[low:high]).sum(-1) / part.sum(-1) / centres[[12, 52][low > 0]])
+    assert ratios[0].std() > 0.03 and ratios[1].std() > 0.03  # both formants move ...
+    assert (ratios[0] - ratios[1]).abs().mean() > 0.03  # ... by different ratios
+    source = torch.cummax((centres[None] / curves.exp()).clamp(centres[0], centres[-1]), dim=1).values
+    assert bool((source.diff(dim=1) >= 0).all())
+    assert torch.equal(augment.eval()(features, torch.full((256,), 2)), features)
+    with pytest.raises(ValueError, match="formant_warp"):
+        SpecAugment(formant_warp=0.5)
+
+
 # ---------------------------------------------------------------- encoder parts
 def test_reverse_within_lengths_keeps_padding_and_is_an_involution():
     x = torch.arange(2 * 5, dtype=torch.float).view(2, 5, 1)
@@ -122,11 +148,12 @@ def test_masked_batch_norm_ignores_padding_and_keeps_level_differences():
 
 
 @pytest.mark.parametrize("stride, upsample", [(1, 1), (2, 1), (3, 1), (4, 2), (3, 2)])
-@pytest.mark.parametrize("input_norm", ["utterance", "global", "frame"])
-def test_model_ctc_frames_and_padding_invariance(stride, upsample, input_norm):
+@pytest.mark.parametrize("input_norm, front_norm", [("utterance", "none"), ("global", "none"), ("frame", "none"),
+                                                    ("utterance", "instance")])
+def test_model_ctc_frames_and_padding_invariance(stride, upsample, input_norm, front_norm):
     torch.manual_seed(0)
     model = MultitaskSpeechModel(n_mels=20, vocab_size=11, num_emotions=4, conv_channels=8, units=6,
-                                 stride=stride, ctc_upsample=upsample, input_norm=input_norm,
+                                 stride=stride, ctc_upsample=upsample, input_norm=input_norm, front_norm=front_norm,
                                  augment=SpecAugment(freq_width=3, time_width=0.1),
                                  emotion_sources=["encoder", "conv", "branch", "input", "ctc"], branch_channels=5)
     lengths = torch.tensor([37, 20, 9])
@@ -141,6 +168,44 @@ def test_model_ctc_frames_and_padding_invariance(stride, upsample, input_norm):
     alone_log_probs, _, alone_logits = model(features[2:, :9], lengths[2:])
     torch.testing.assert_close(logits[2:], alone_logits, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(log_probs[: out_lengths[2], 2:], alone_log_probs, atol=1e-5, rtol=1e-4)
+
+
+def test_input_lifter_keeps_the_spectral_envelope_and_drops_the_pitch_ripple():
+    lifter = cepstral_lifter(80, 20)
+    torch.testing.assert_close(lifter @ lifter, lifter, atol=1e-5, rtol=0)  # a projection
+    torch.testing.assert_close(cepstral_lifter(80, 80), torch.eye(80), atol=1e-5, rtol=0)
+    mel = torch.linspace(0, 1, 80)
+    envelope = torch.exp(-(((mel - 0.3) / 0.1) ** 2))  # one formant-like bump
+    ripple = torch.cos(2 * torch.pi * 30 * mel)  # harmonics: 30 periods over the mel axis
+    assert (envelope @ lifter - envelope).norm() < 1e-3 * envelope.norm()
+    assert (ripple @ lifter).norm() < 0.1 * ripple.norm()
+    torch.manual_seed(0)
+    model = MultitaskSpeechModel(n_mels=80, vocab_size=7, num_emotions=3, conv_channels=4, units=4,
+                                 input_lifter=20, emotion_sources=["input"]).eval()
+    lengths = torch.tensor([30])
+    features = envelope.repeat(1, 30, 1) * torch.linspace(0.5, 2, 30)[None, :, None]
+    rippled = features + 0.5 * ripple
+    torch.testing.assert_close(model.normalise(rippled, lengths)[0], model.normalise(features, lengths)[0],
+                               atol=0.05, rtol=0)  # the encoder does not see the ripple ...
+    assert not torch.allclose(model.normalise(rippled, lengths)[1], model.normalise(features, lengths)[1],
+                              atol=0.05)  # ... the emotion sources do
+    assert "lifter" not in model.state_dict()  # rebuilt from input_lifter: older checkpoints still load
+    with pytest.raises(ValueError, match="input_lifter must be 1 to n_mels"):
+        MultitaskSpeechModel(n_mels=80, vocab_size=7, num_emotions=3, input_lifter=81)
+
+
+def test_front_norm_instance_standardises_each_channel_over_the_valid_frames_only():
+    model = MultitaskSpeechModel(n_mels=10, vocab_size=7, num_emotions=3, conv_channels=4, units=4,
+                                 front_norm="instance")
+    x = torch.randn(2, 12, 4) * 3 + 5
+    x[1, 7:] = 100.0  # padding beyond length 7
+    out = model.normalise_front(x, torch.tensor([12, 7]))
+    for row, n in ((0, 12), (1, 7)):
+        torch.testing.assert_close(out[row, :n].mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[row, :n].std(0, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+    assert torch.equal(MultitaskSpeechModel(n_mels=10, vocab_size=7, num_emotions=3).normalise_front(x, torch.tensor([12, 7])), x)
+    with pytest.raises(ValueError, match="front_norm must be one of"):
+        MultitaskSpeechModel(n_mels=10, vocab_size=7, num_emotions=3, front_norm="batch")
 
 
 def test_locked_dropout_shares_one_mask_over_frames_and_keeps_the_mean():

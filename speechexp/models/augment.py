@@ -6,7 +6,10 @@ the valid frames. Masked values are set to ``fill`` (0, the mean of normalised f
 ``freq_warp`` first moves each utterance's spectrum as a vocal tract of another length
 would (VTLP, Jaitly and Hinton, 2013): every frequency scaled by one factor drawn per
 utterance from ``[1 - freq_warp, 1 + freq_warp]``, on the mel bins' own frequencies, so a
-new speaker is heard every epoch. In ``eval()`` mode the module returns its input unchanged.
+new speaker is heard every epoch. ``formant_warp`` bends that factor along the frequency
+axis (a smooth random curve, one per utterance), so formants move by different ratios, as
+they do between people whose vocal tracts differ in shape, not only in length. In
+``eval()`` mode the module returns its input unchanged.
 """
 
 from __future__ import annotations
@@ -37,31 +40,40 @@ class SpecAugment(nn.Module):
         freq_warp: the largest relative frequency scaling (0: none; 0.1: factors 0.9-1.1).
         top_hz: the features' highest frequency (the mel filterbank's ``fmax``, half the
             sample rate), which places the bins on the frequency axis for ``freq_warp``.
+        formant_warp: the largest amplitude of each of three half-sine components
+            (``sin(k pi u)``, ``u`` the bin's place on the mel axis, ``k = 1, 2, 3``) added
+            to the log of ``freq_warp``'s factor (0: one factor for every frequency).
     """
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 10, time_masks: int = 2,
-                 time_width: float = 0.05, fill: float = 0.0, freq_warp: float = 0.0, top_hz: float = 8000.0):
+                 time_width: float = 0.05, fill: float = 0.0, freq_warp: float = 0.0, top_hz: float = 8000.0,
+                 formant_warp: float = 0.0):
         super().__init__()
         if freq_masks < 0 or time_masks < 0 or freq_width < 0 or not 0.0 <= time_width <= 1.0:
             raise ValueError("SpecAugment needs non-negative mask counts and widths and 0 <= time_width <= 1")
         if not 0.0 <= freq_warp < 1.0 or top_hz <= 0:
             raise ValueError("SpecAugment needs 0 <= freq_warp < 1 and a positive top_hz")
-        self.freq_warp, self.top_hz = float(freq_warp), float(top_hz)
+        if not 0.0 <= formant_warp < 0.5:
+            raise ValueError("SpecAugment needs 0 <= formant_warp < 0.5")
+        self.freq_warp, self.top_hz, self.formant_warp = float(freq_warp), float(top_hz), float(formant_warp)
         self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
         self.time_masks, self.time_width = int(time_masks), float(time_width)
         self.fill = float(fill)
 
     def extra_repr(self) -> str:
         return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
-                f"time_masks={self.time_masks}, time_width={self.time_width}, freq_warp={self.freq_warp}")
+                f"time_masks={self.time_masks}, time_width={self.time_width}, freq_warp={self.freq_warp}, "
+                f"formant_warp={self.formant_warp}")
 
     def warp(self, features: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         """``features [batch, frames, dim]`` with each row's spectrum scaled in frequency by
-        ``factors [batch]``: bin ``j`` (centre ``f_j``) reads the input at ``f_j / factor``,
-        interpolated linearly between bins (held at the edges)."""
+        ``factors [batch]`` (or ``[batch, dim]``, one per bin): bin ``j`` (centre ``f_j``) reads
+        the input at ``f_j / factor``, interpolated linearly between bins (held at the edges;
+        never folding back, so the warp keeps the bins' order)."""
         dim = features.shape[2]
         centres = torch.as_tensor(mel_centres(dim, self.top_hz), dtype=torch.float32, device=features.device)
-        source = (centres[None, :] / factors[:, None].float()).clamp(centres[0], centres[-1])  # [batch, dim]
+        factors = factors.float() if factors.dim() == 2 else factors[:, None].float()
+        source = torch.cummax((centres[None, :] / factors).clamp(centres[0], centres[-1]), dim=1).values
         upper = torch.searchsorted(centres, source.contiguous()).clamp(1, dim - 1)
         lower = upper - 1
         frac = ((source - centres[lower]) / (centres[upper] - centres[lower])).to(features.dtype)
@@ -69,6 +81,15 @@ class SpecAugment(nn.Module):
         below = features.gather(2, lower[:, None, :].expand(-1, frames, -1))
         above = features.gather(2, upper[:, None, :].expand(-1, frames, -1))
         return below + (above - below) * frac[:, None, :]
+
+    def formant_curves(self, batch: int, dim: int, device: torch.device) -> torch.Tensor:
+        """``[batch, dim]`` random smooth log-factors: ``sum_k a_k sin(k pi u)`` over
+        ``k = 1, 2, 3``, each ``a_k`` uniform in ``±formant_warp``, zero at both ends."""
+        place = torch.linspace(0.0, 1.0, dim, device=device)  # u: the bin's place on the mel axis
+        k = torch.arange(1, 4, device=device, dtype=torch.float32)
+        shapes = torch.sin(torch.pi * k[:, None] * place[None, :])  # [3, dim]
+        amplitudes = (2 * torch.rand(batch, 3, device=device) - 1) * self.formant_warp
+        return amplitudes @ shapes
 
     @staticmethod
     def _band_mask(count: int, widest: torch.Tensor, size: torch.Tensor, positions: int,
@@ -87,12 +108,15 @@ class SpecAugment(nn.Module):
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``features [batch, frames, dim]``, ``lengths [batch]`` → masked features (training only)."""
-        if not self.training or (self.freq_masks == 0 and self.time_masks == 0 and self.freq_warp == 0):
+        if not self.training or (self.freq_masks == 0 and self.time_masks == 0 and self.freq_warp == 0
+                                 and self.formant_warp == 0):
             return features
         batch, frames, dim = features.shape
         device = features.device
-        if self.freq_warp:
-            factors = 1.0 + (2 * torch.rand(batch, device=device) - 1) * self.freq_warp
+        if self.freq_warp or self.formant_warp:
+            factors = (1.0 + (2 * torch.rand(batch, device=device) - 1) * self.freq_warp)[:, None]
+            if self.formant_warp:
+                factors = factors * self.formant_curves(batch, dim, device).exp()
             features = self.warp(features, factors)
         lengths = lengths.to(device).clamp(min=0, max=frames)
         mask = torch.zeros(batch, frames, dim, dtype=torch.bool, device=device)

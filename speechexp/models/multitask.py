@@ -34,6 +34,20 @@ from speechexp.models.layers import (
 )
 from speechexp.models.prosody import prosody_size
 
+def cepstral_lifter(n_mels: int, keep: int | None) -> torch.Tensor | None:
+    """The ``[n_mels, n_mels]`` matrix that keeps a log-mel frame's first ``keep`` DCT-II
+    (orthonormal) coefficients: ``frame @ lifter``. Symmetric; ``None`` when ``keep`` is."""
+    if keep is None:
+        return None
+    n = torch.arange(n_mels, dtype=torch.float64)
+    k = torch.arange(n_mels, dtype=torch.float64).unsqueeze(1)
+    dct = torch.cos(torch.pi * k * (2 * n + 1) / (2 * n_mels)) * (2.0 / n_mels) ** 0.5  # [coefficient, mel]
+    dct[0] /= 2**0.5
+    kept = dct[:keep]
+    return (kept.T @ kept).float()
+
+
+FRONT_NORMS = ("none", "instance")
 INPUT_NORMS = ("utterance", "global", "frame", "none")
 EMOTION_SOURCES = ("encoder", "conv", "branch", "input", "ctc", "prosody")
 EMOTION_POOLINGS = ("attention", "stats")
@@ -71,6 +85,14 @@ class MultitaskSpeechModel(nn.Module):
         ctc_upsample: CTC frames per encoder frame (the CTC head predicts that many
             frames from each), so the LSTM can run at ``stride`` 4 (half the cost of 2)
             while CTC still gets ``ceil(frames / stride) * ctc_upsample`` frames.
+        input_lifter: keep only the first ``input_lifter`` cepstral coefficients (a DCT
+            over the mel axis) of what the encoder reads: a smoothed spectral envelope
+            without the pitch harmonics, which belong to the voice, not the words (the
+            emotion sources still read the full features). ``None`` keeps all.
+        front_norm: ``instance`` normalises each front-end convolution's channels over the
+            utterance's own frames (mean 0, variance 1, before the activation), which strips
+            what is constant over an utterance, such as much of a voice's timbre (Chou et
+            al., 2019); ``none`` does not.
     """
 
     def __init__(self, n_mels: int, vocab_size: int, num_emotions: int, conv_channels: int = 128,
@@ -79,7 +101,7 @@ class MultitaskSpeechModel(nn.Module):
                  emotion_sources: Sequence[str] = ("encoder", "conv", "input", "ctc"),
                  emotion_pooling: str = "stats", emotion_units: int | None = None, ctc_upsample: int = 1,
                  branch_channels: int = 128, branch_layers: int = 3, locked_dropout: bool = False,
-                 pitch: bool = False):
+                 pitch: bool = False, input_lifter: int | None = None, front_norm: str = "none"):
         super().__init__()
         if not 1 <= int(stride) <= 4:
             raise ValueError(f"stride must be 1 to 4, not {stride}")
@@ -95,6 +117,14 @@ class MultitaskSpeechModel(nn.Module):
         self.stride, self.input_norm, self.emotion_sources = int(stride), input_norm, sources
         self.pitch = bool(pitch)  # the prosody includes the utterance's pitch (the data's pitch tracks)
         self.ctc_upsample = int(ctc_upsample)
+        if input_lifter is not None and not 1 <= int(input_lifter) <= n_mels:
+            raise ValueError(f"input_lifter must be 1 to n_mels ({n_mels}) or null, not {input_lifter}")
+        self.input_lifter = None if input_lifter is None else int(input_lifter)
+        if front_norm not in FRONT_NORMS:
+            raise ValueError(f"front_norm must be one of {FRONT_NORMS}, not {front_norm!r}")
+        self.front_norm = front_norm
+        # rebuilt from input_lifter, so checkpoints without it still load
+        self.register_buffer("lifter", cepstral_lifter(n_mels, self.input_lifter), persistent=False)
         self.global_norm = MaskedBatchNorm(n_mels)
         self.frame_norm = nn.LayerNorm(n_mels) if input_norm == "frame" else None
         self.augment = augment
@@ -157,16 +187,29 @@ class MultitaskSpeechModel(nn.Module):
         """``features [batch, frames, n_mels]`` → (encoder input, globally normalised features),
         both ``[batch, frames, n_mels]`` with padding zeroed."""
         global_features = self.global_norm(features, lengths)
+        smooth = self.smooth
         if self.input_norm == "utterance":
-            mean, std = masked_mean_std(global_features, lengths)
-            encoder_input = mask_frames((global_features - mean.unsqueeze(1)) / std.unsqueeze(1), lengths)
+            base = smooth(global_features)
+            mean, std = masked_mean_std(base, lengths)
+            encoder_input = mask_frames((base - mean.unsqueeze(1)) / std.unsqueeze(1), lengths)
         elif self.input_norm == "global":
-            encoder_input = global_features
+            encoder_input = smooth(global_features)
         elif self.input_norm == "frame":
-            encoder_input = mask_frames(self.frame_norm(features), lengths)
+            encoder_input = mask_frames(self.frame_norm(smooth(features)), lengths)
         else:
-            encoder_input = mask_frames(features, lengths)
+            encoder_input = mask_frames(smooth(features), lengths)
         return encoder_input, global_features
+
+    def smooth(self, features: torch.Tensor) -> torch.Tensor:
+        """The ``input_lifter``'s spectral envelope of ``[..., n_mels]`` features (unchanged without one)."""
+        return features if self.lifter is None else features @ self.lifter.to(features.dtype)
+
+    def normalise_front(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``front_norm`` of a front-end convolution's output ``[batch, frames', channels]``."""
+        if self.front_norm == "none":
+            return x
+        mean, std = masked_mean_std(x, lengths)
+        return (x - mean.unsqueeze(1)) / std.unsqueeze(1)
 
     def run_branch(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The emotion branch: ``[batch, frames, n_mels]`` → ``([batch, frames', channels], lengths')``
@@ -193,10 +236,11 @@ class MultitaskSpeechModel(nn.Module):
         if self.augment is not None and self.training:
             x = mask_frames(self.augment(x, lengths), lengths)
         # padded frames are zero before each conv, so padding never leaks into valid frames
-        x = nn.functional.gelu(self.conv1(x.transpose(1, 2))).transpose(1, 2)  # [batch, frames', channels]
+        x = self.conv1(x.transpose(1, 2)).transpose(1, 2)  # [batch, frames', channels]
         enc_lengths = self.encoder_lengths(lengths).clamp(max=x.shape[1])
-        x = mask_frames(x, enc_lengths)
-        conv = mask_frames(nn.functional.gelu(self.conv2(x.transpose(1, 2))).transpose(1, 2), enc_lengths)
+        x = mask_frames(nn.functional.gelu(self.normalise_front(x, enc_lengths)), enc_lengths)
+        x = self.conv2(x.transpose(1, 2)).transpose(1, 2)
+        conv = mask_frames(nn.functional.gelu(self.normalise_front(x, enc_lengths)), enc_lengths)
         hidden = self.sequence_dropout(self.encoder(conv, enc_lengths))
         batch, frames = hidden.shape[:2]
         log_probs = self.ctc_head(hidden).view(batch, frames * self.ctc_upsample, self.vocab_size).log_softmax(-1)
