@@ -1,7 +1,8 @@
 """Multitask speech model: a shared encoder, a CTC ASR head and an emotion head.
 
-features ``[batch, frames, n_mels]`` → input normalisation → (training only) SpecAugment
-→ convolutional front end (time subsampled by ``stride``) → BiLSTM encoder → (a)
+features ``[batch, frames, n_mels]`` → input normalisation (optionally cepstrally smoothed,
+``input_lifter``) → (training only) SpecAugment → convolutional front end (time subsampled by
+``stride``; optionally instance-normalised, ``front_norm``) → BiLSTM encoder → (a)
 per-frame character log-probs for CTC and (b) an utterance embedding → emotion logits.
 
 The emotion embedding pools any of five sources over each utterance's valid frames,
@@ -33,6 +34,7 @@ from speechexp.models.layers import (
     valid_mask,
 )
 from speechexp.models.prosody import prosody_size
+
 
 def cepstral_lifter(n_mels: int, keep: int | None) -> torch.Tensor | None:
     """The ``[n_mels, n_mels]`` matrix that keeps a log-mel frame's first ``keep`` DCT-II
