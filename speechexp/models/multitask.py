@@ -92,7 +92,7 @@ class MultitaskSpeechModel(nn.Module):
             without the pitch harmonics, which belong to the voice, not the words (the
             emotion sources still read the full features). ``None`` keeps all.
         front_norm: ``instance`` normalises each front-end convolution's channels over the
-            utterance's own frames (mean 0, variance 1, before the activation), which strips
+            utterance's own frames (mean 0, variance 1, before the activation), meant to strip
             what is constant over an utterance, such as much of a voice's timbre (Chou et
             al., 2019); ``none`` does not.
     """
@@ -189,17 +189,16 @@ class MultitaskSpeechModel(nn.Module):
         """``features [batch, frames, n_mels]`` → (encoder input, globally normalised features),
         both ``[batch, frames, n_mels]`` with padding zeroed."""
         global_features = self.global_norm(features, lengths)
-        smooth = self.smooth
         if self.input_norm == "utterance":
-            base = smooth(global_features)
+            base = self.smooth(global_features)
             mean, std = masked_mean_std(base, lengths)
             encoder_input = mask_frames((base - mean.unsqueeze(1)) / std.unsqueeze(1), lengths)
         elif self.input_norm == "global":
-            encoder_input = smooth(global_features)
+            encoder_input = self.smooth(global_features)
         elif self.input_norm == "frame":
-            encoder_input = mask_frames(self.frame_norm(smooth(features)), lengths)
+            encoder_input = mask_frames(self.frame_norm(self.smooth(features)), lengths)
         else:
-            encoder_input = mask_frames(smooth(features), lengths)
+            encoder_input = mask_frames(self.smooth(features), lengths)
         return encoder_input, global_features
 
     def smooth(self, features: torch.Tensor) -> torch.Tensor:
