@@ -116,6 +116,19 @@ def test_general_text_and_channels_take_their_shares():
     assert (EmotionalSpeechPreparer(general_text=0.5, general_sequences=400).fingerprint()
             != EmotionalSpeechPreparer(general_text=0.5).fingerprint()
             == EmotionalSpeechPreparer(general_text=0.5, general_sequences=0).fingerprint())
+    # general_max_words bounds each sequence's length (default 6), in the fingerprint; too few words is refused
+    def lengths(**fields) -> list[int]:
+        general = EmotionalSpeechPreparer(num_sentences=300, general_text=0.5, **fields).texts()[1]
+        return [len(text.split()) for text in general]
+
+    assert max(lengths()) == 6 and set(lengths(general_max_words=2)) == {1, 2}
+    assert (EmotionalSpeechPreparer(general_text=0.5, general_max_words=2).fingerprint()
+            != EmotionalSpeechPreparer(general_text=0.5).fingerprint()
+            == EmotionalSpeechPreparer(general_text=0.5, general_max_words=6).fingerprint())
+    for bad in (0, 1):
+        with pytest.raises(SpeechexpError, match="general_max_words"):
+            EmotionalSpeechPreparer(general_text=0.5, general_vocabulary=100, general_sequences=200,
+                                    general_max_words=bad).texts()
 
 
 def test_general_word_sequences_are_seeded_distinct_and_sized():

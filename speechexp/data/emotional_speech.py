@@ -77,7 +77,8 @@ NATURAL_LEVEL_DBFS = -28.0
 EXTENSION_DEFAULTS: dict[str, Any] = {
     "voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None, "warp_spread": 0.06,
     "raised_fraction": 1 / 3,
-    "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
+    "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "general_max_words": 6,
+    "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
     "degrade_rt60_s": [0.15, 0.6],
 }
 
@@ -139,6 +140,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     general_text: float = 0.0
     general_vocabulary: int = 20000
     general_sequences: int = 0
+    general_max_words: int = 6
     degrade: float = 0.0
     degrade_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
     degrade_rt60_s: list[float] = field(default_factory=lambda: [0.15, 0.6])
@@ -213,7 +215,14 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         if self.general_text <= 0:
             return grammar, []
         count = self.general_sequences or self.num_sentences
-        return grammar, word_sequences(count, self.general_vocabulary, seed=self.seed + 7)
+        words = len(word_list(self.general_vocabulary)[0])
+        if self.general_max_words < 1 or (self.general_max_words == 1 and count > words):
+            raise SpeechexpError(
+                f"dataset.preparer.general_max_words={self.general_max_words} cannot give {count} distinct "
+                f"general sequences from {words} words; raise it (1 to 6 words is the default)."
+            )
+        return grammar, word_sequences(count, self.general_vocabulary, max_words=self.general_max_words,
+                                       seed=self.seed + 7)
 
     def plan(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Utterance plan (no audio): ``(utterances, sentences)`` as lists of dicts."""
