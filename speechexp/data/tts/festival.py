@@ -2,8 +2,10 @@
 
 Voices: ``kal`` and ``ked`` (diphone voices of two American English speakers:
 ``festvox-kallpc16k``, ``festvox-kdlpc16k``) and ``slt`` (an HTS voice of CMU ARCTIC's slt:
-``festvox-us-slt-hts``). Rate through ``Duration_Stretch`` (diphone voices) or the HTS
-engine's ``-r`` speed; pitch and range through the diphone voices' linear-regression
+``festvox-us-slt-hts``); with ``make voices NONFREE=1`` (Debian contrib and non-free) also
+the diphone voice ``rab`` and the MBROLA databases ``en1``, ``us1``, ``us2``, ``us3``, whose
+prosody festival computes as for its own diphone voices. Rate through ``Duration_Stretch``
+(diphone voices) or the HTS engine's ``-r`` speed; pitch and range through the diphone voices' linear-regression
 intonation targets (the HTS voice keeps its own: its ``-fm`` shift has no effect here).
 
 One ``festival --pipe`` process per Python process serves every request: starting
@@ -30,7 +32,19 @@ VOICES: dict[str, tuple[str, str, tuple[float, float] | None]] = {
     "kal": ("voice_kal_diphone", "english/kal_diphone", (105.0, 14.0)),
     "ked": ("voice_ked_diphone", "english/ked_diphone", (105.0, 14.0)),
     "slt": ("voice_cmu_us_slt_arctic_hts", "us/cmu_us_slt_arctic_hts", None),
+    # Debian contrib / non-free (`make voices NONFREE=1`): a British diphone voice and the four
+    # English MBROLA diphone databases (festival's prosody, MBROLA's concatenation)
+    "rab": ("voice_rab_diphone", "english/rab_diphone", (105.0, 14.0)),
+    "en1": ("voice_en1_mbrola", "english/en1_mbrola", (113.0, 14.0)),
+    "us1": ("voice_us1_mbrola", "english/us1_mbrola", (168.0, 22.0)),
+    "us2": ("voice_us2_mbrola", "english/us2_mbrola", (92.0, 12.0)),
+    "us3": ("voice_us3_mbrola", "english/us3_mbrola", (106.0, 14.0)),
 }
+# the Debian package of each voice; those outside main need the contrib and non-free components
+PACKAGES = {"kal": "festvox-kallpc16k", "ked": "festvox-kdlpc16k", "slt": "festvox-us-slt-hts",
+            "rab": "festvox-rablpc16k", "en1": "festvox-en1", "us1": "festvox-us1", "us2": "festvox-us2",
+            "us3": "festvox-us3"}
+NONFREE = ("rab", "en1", "us1", "us2", "us3")
 VOICE_ROOT = Path("/usr/share/festival/voices")
 DONE = "SPEECHEXP-DONE"
 
@@ -39,6 +53,11 @@ def available(voice: str = "") -> bool:
     if shutil.which("festival") is None:
         return False
     return not voice or (VOICE_ROOT / VOICES[voice][1]).is_dir()
+
+
+def install_command(voice: str) -> str:
+    """The apt command that installs ``voice`` (from contrib and non-free for :data:`NONFREE`)."""
+    return f"apt-get install festival {PACKAGES[voice]}"
 
 
 def pitch_control(voice: str) -> bool:
