@@ -33,7 +33,8 @@ VOICES: dict[str, tuple[str, str, tuple[float, float] | None]] = {
     "ked": ("voice_ked_diphone", "english/ked_diphone", (105.0, 14.0)),
     "slt": ("voice_cmu_us_slt_arctic_hts", "us/cmu_us_slt_arctic_hts", None),
     # Debian contrib / non-free (`make voices NONFREE=1`): a British diphone voice and the four
-    # English MBROLA diphone databases (festival's prosody, MBROLA's concatenation)
+    # English MBROLA diphone databases (festival's prosody, MBROLA's concatenation); F0 targets
+    # near each voice's own median F0 (librosa.pyin on one sentence as shipped)
     "rab": ("voice_rab_diphone", "english/rab_diphone", (105.0, 14.0)),
     "en1": ("voice_en1_mbrola", "english/en1_mbrola", (113.0, 14.0)),
     "us1": ("voice_us1_mbrola", "english/us1_mbrola", (168.0, 22.0)),
