@@ -2,7 +2,8 @@
 
 A *voice* is named ``engine:voice`` (``flite:awb``, ``festival:ked``, ``piper:joe``). Each
 engine module offers ``VOICES`` (name -> what the engine needs), ``available()``,
-``INSTALL`` (the command that installs it), ``pitch_control(voice)`` and
+``install_command(voice)`` (the command that installs it; ``NONFREE`` names the voices that
+``make voices NONFREE=1`` installs), ``pitch_control(voice)`` and
 ``synthesize(text, voice, style) -> Rendered``.
 What an engine cannot render natively (pitch and pitch range on some voices) is reported
 in :attr:`Rendered.native_pitch`, and the corpus renders it by resampling instead.
@@ -88,10 +89,8 @@ def check_installed(voices: list[str]) -> None:
         module = engine_module(engine)
         if not module.available(voice):
             make = INSTALL_ALL + (" NONFREE=1" if voice in getattr(module, "NONFREE", ()) else "")
-            apt = module.install_command(voice) if hasattr(module, "install_command") else module.INSTALL
-            raise SpeechexpError(
-                f"Voice {name} needs the {engine} engine, which is not installed here; run `{make}` (or `{apt}`)."
-            )
+            raise SpeechexpError(f"Voice {name} needs the {engine} engine, which is not installed here; "
+                                 f"run `{make}` (or `{module.install_command(voice)}`).")
 
 
 def pitch_control(name: str) -> bool:

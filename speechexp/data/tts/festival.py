@@ -26,7 +26,6 @@ import soundfile as sf
 
 from speechexp.data.tts import Rendered, Style
 
-INSTALL = "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
 # voice -> (Scheme voice function, folder of its package, F0 (mean, std) targets or None)
 VOICES: dict[str, tuple[str, str, tuple[float, float] | None]] = {
     "kal": ("voice_kal_diphone", "english/kal_diphone", (105.0, 14.0)),

@@ -27,6 +27,10 @@ def available(voice: str = "") -> bool:
     return shutil.which("flite") is not None
 
 
+def install_command(voice: str) -> str:
+    return INSTALL
+
+
 def pitch_control(voice: str) -> bool:
     return VOICES[voice] is not None
 

@@ -26,6 +26,10 @@ def available(voice: str = "") -> bool:
     return all(importlib.util.find_spec(p) is not None for p in packages)
 
 
+def install_command(voice: str) -> str:
+    return INSTALL
+
+
 def pitch_control(voice: str) -> bool:
     return False
 
