@@ -1,7 +1,7 @@
 """CER/WER (UAR where labelled) of a checkpoint on labelled folders, per source, through speechexp-eval.
 
     .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
-        [--decoder greedy|beam|beam_lm|beam_english] [--set decoder.lm_weight=2 ...] [--corpus DIR]
+        [--decoder greedy|beam|beam_lm|beam_english|beam_phonemes] [--set decoder.lm_weight=2 ...] [--corpus DIR]
         [--speak flite:awb ...] [--json OUT]
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
@@ -108,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("ckpt")
     parser.add_argument("--folder", action="append", type=Path, help="a labelled folder (repeatable)")
-    parser.add_argument("--decoder", default="greedy", help="a conf/decoder option: greedy, beam, beam_lm, beam_english")
+    parser.add_argument("--decoder", default="greedy", help="a conf/decoder option: greedy, beam, beam_lm, beam_english, beam_phonemes")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra speechexp-eval override, e.g. decoder.lm_weight=2 (repeatable)")
     parser.add_argument("--corpus", type=Path, help="the checkpoint's corpus folder: count each set's words heard in training")

@@ -45,7 +45,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 # what a checkpoint's model and labels fix about how any dataset must be read
 READ_LIKE_TRAINING = ("sample_rate", "n_mels", "n_fft", "hop_length", "win_length", "feature_backend", "emotions",
-                      "vocabulary", "umlauts", "pitch")
+                      "vocabulary", "umlauts", "pitch", "phonemes")
 
 
 def dataset_read_like(dataset: DictConfig, trained_on: DictConfig) -> DictConfig:

@@ -260,6 +260,25 @@ def test_cli_asr_with_folder_speakers_equals_eval_test_predictions(trained, tmp_
     assert len(list(dataset.glob("wavs/*/*.wav"))) == 50
 
 
+def test_cli_decodes_files_with_the_checkpoints_language_model(trained, tmp_path):
+    """speechexp-infer with decoder=beam_lm reads the training transcripts from the checkpoint
+    (its files are no training datamodule) and spells only their words."""
+    pytest.importorskip("flashlight.lib.text.decoder")
+    tested = read_rows(Path(trained["asr"]["run_dir"]) / "test_predictions.csv")[:3]
+    for row in tested:
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / Path(row["path"]).name).symlink_to(row["path"])
+    done = run_cli("infer", f"ckpt_path={trained['asr']['best_checkpoint']}", f"input={tmp_path / 'in'}",
+                   "decoder=beam_lm", f"hydra.run.dir={tmp_path / 'out'}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = read_rows(tmp_path / "out" / "predictions.csv")
+    dataset = Path(trained["asr"]["dataset_dir"])
+    train_words = {w for text in read_rows(dataset / "metadata.csv") if text["split"] == "train"
+                   for w in CharTokenizer().normalize(text["text"]).split()}
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    assert {w for r in rows for w in r["transcript"].split()} <= train_words
+
+
 def test_missing_input_is_one_sentence_and_writes_nothing(trained, tmp_path):
     from speechexp.infer import infer
 

@@ -151,7 +151,31 @@ def check_composed(cfg) -> None:
     if cfg.get("decoder") is not None:
         check_decoder(cfg.task.module.get("_target_"), choices.get("decoder") or "...",
                       choices.get("task") or cfg.task.name, choices.get("experiment"))
+    check_phonemes(cfg, choices.get("decoder") or "...")
     check_dataset_requirements(cfg.get("dataset"))
+
+
+def check_phonemes(cfg, decoder: str) -> None:
+    """Refuse a phoneme loss or a phoneme decoder for a run whose data give no phoneme
+    targets (so its model has no phoneme head)."""
+    from hydra.utils import get_object  # noqa: PLC0415
+
+    datamodule = (cfg.get("dataset") or {}).get("datamodule") or {}
+    if datamodule.get("phonemes"):
+        return
+    if float((cfg.task.get("module") or {}).get("phoneme_weight") or 0):
+        raise IncompatibleOptions("task.module.phoneme_weight needs phoneme targets; add "
+                                  "dataset.datamodule.phonemes=true, or set task.module.phoneme_weight=0.")
+    if cfg.get("decoder") is None:
+        return
+    try:
+        reads = getattr(get_object(str(cfg.decoder.get("_target_"))), "reads_phonemes", False)
+    except Exception:  # noqa: BLE001 - an unknown target is reported when it is instantiated
+        return
+    if reads:
+        raise IncompatibleOptions(f"decoder={decoder} decodes a phoneme head, which only a model trained with "
+                                  "dataset.datamodule.phonemes=true has; add it (with task.module.phoneme_weight=1), "
+                                  "or use decoder=beam_english.")
 
 
 def check_dataset_requirements(dataset_cfg) -> None:

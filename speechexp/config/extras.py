@@ -26,6 +26,7 @@ NEEDS: dict[tuple[str, str], tuple[str, str]] = {
     ("decoder", "beam"): ("flashlight.lib.text", "lm"),
     ("decoder", "beam_lm"): ("flashlight.lib.text", "lm"),
     ("decoder", "beam_english"): ("flashlight.lib.text", "lm"),  # and wordfreq (voices), named when it decodes
+    ("decoder", "beam_phonemes"): ("flashlight.lib.text", "lm"),  # and wordfreq (voices), named when it decodes
 }
 
 

@@ -9,6 +9,7 @@ are relative to the dataset folder. Batches are dicts::
     feature_lengths [batch] long
     tokens          [batch, tokens] long, padded with 0 (the CTC blank)
     token_lengths   [batch] long
+    phonemes        [batch, phonemes] long, padded with 0; phoneme_lengths [batch]; only with ``phonemes=True``
     emotion         [batch] long, index into ``emotion_names`` (-1: no label, evaluation sets)
     labelled        int, how many rows have an emotion label (counted on the CPU, so a
                     task needs no device sync to tell a fully labelled batch)
@@ -35,6 +36,7 @@ from speechexp.data import metadata
 from speechexp.data.features import FeatureCache, LogMel, feature_params, load_audio
 from speechexp.data.preparer import METADATA_FILE
 from speechexp.data.samplers import BucketBatchSampler, EpochSampler
+from speechexp.data.phonemes import PhonemeTokenizer
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
 from speechexp.models.pitch import PitchTracker
@@ -59,13 +61,16 @@ class EmotionSpeechDataset(Dataset):
     """Utterances of one split; item ``i`` is a dict of ``features [frames, n_mels]``, ``tokens [tokens]``,
     ``emotion`` (int; -1 for a recording without an emotion label), ``text``, ``path`` and
     ``source`` (the metadata's ``source`` column, else ""), and, given a ``pitch`` tracker
-    and its cache, the frames' ``pitch [frames, 2]``."""
+    and its cache, the frames' ``pitch [frames, 2]``; given a ``phonemes`` tokenizer, the
+    transcript's ``phonemes [phonemes]``."""
 
     def __init__(self, rows: pd.DataFrame, logmel: LogMel, tokenizer: CharTokenizer,
                  emotion_index: dict[str, int], cache: FeatureCache,
-                 pitch: tuple[PitchTracker, FeatureCache] | None = None) -> None:
+                 pitch: tuple[PitchTracker, FeatureCache] | None = None,
+                 phonemes: PhonemeTokenizer | None = None) -> None:
         self.rows = rows.reset_index(drop=True)
         self.logmel, self.tokenizer, self.cache, self.pitch = logmel, tokenizer, cache, pitch
+        self.phonemes = phonemes
         self.emotion_index = emotion_index
         self.sources = list(self.rows["source"]) if "source" in self.rows.columns else [""] * len(self.rows)
         has_rate = "sample_rate" in self.rows.columns
@@ -100,6 +105,8 @@ class EmotionSpeechDataset(Dataset):
             tracker, cache = self.pitch
             pitch = cache.get(path, lambda: tracker.track(load()))
             item["pitch"] = torch.from_numpy(np.asarray(pitch, dtype=np.float32))
+        if self.phonemes is not None:
+            item["phonemes"] = torch.tensor(self.phonemes.encode(text), dtype=torch.long)
         return item
 
 
@@ -110,9 +117,7 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     feature_lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
     token_lengths = torch.tensor([t.shape[0] for t in toks], dtype=torch.long)
     features = pad_frames(feats)
-    tokens = torch.zeros(len(items), max(1, int(token_lengths.max())), dtype=torch.long)
-    for i, t in enumerate(toks):
-        tokens[i, : t.shape[0]] = t
+    tokens = pad_targets(toks)
     return {
         "features": features, "feature_lengths": feature_lengths,
         "tokens": tokens, "token_lengths": token_lengths,
@@ -121,7 +126,18 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "text": [it["text"] for it in items], "path": [it["path"] for it in items],
         "source": [it["source"] for it in items],
         **({"pitch": pad_frames([it["pitch"] for it in items])} if "pitch" in items[0] else {}),
+        **({"phonemes": pad_targets([it["phonemes"] for it in items]),
+            "phoneme_lengths": torch.tensor([len(it["phonemes"]) for it in items], dtype=torch.long)}
+           if "phonemes" in items[0] else {}),
     }
+
+
+def pad_targets(targets: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-utterance CTC targets ``[S_i]`` → ``[batch, max(1, max S_i)]``, padded with 0 (the blank)."""
+    out = torch.zeros(len(targets), max([1] + [t.shape[0] for t in targets]), dtype=torch.long)
+    for i, t in enumerate(targets):
+        out[i, : t.shape[0]] = t
+    return out
 
 
 def pad_frames(frames: Sequence[torch.Tensor], length: int | None = None) -> torch.Tensor:
@@ -161,6 +177,9 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
             keep their length), then every utterance. Needs ``bucket``.
         pitch: also track each frame's F0 and voicing from the waveform (batches carry
             ``pitch``), for a model whose prosody includes pitch (the model is told so).
+        phonemes: batches also carry each transcript's espeak phonemes (``phonemes``,
+            ``phoneme_lengths``; :mod:`speechexp.data.phonemes`), and the model gets a phoneme
+            CTC head (``phoneme_classes``).
     """
 
     def __init__(
@@ -186,6 +205,7 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         other_emotions: str = "drop",
         clean_epochs: int = 0,
         pitch: bool = False,
+        phonemes: bool = False,
     ) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
@@ -200,6 +220,7 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         self.logmel = LogMel(sample_rate=int(sample_rate), n_mels=int(n_mels), n_fft=int(n_fft),
                              hop_length=int(hop_length), win_length=win_length, backend=str(feature_backend))
         self.tokenizer = CharTokenizer(vocabulary=vocabulary, umlauts=str(umlauts))
+        self.phoneme_tokenizer = PhonemeTokenizer() if phonemes else None
         self.cache = FeatureCache(
             str(feature_cache), directory=cache_dir or self.dataset_dir / "feature_cache",
             params=feature_params(self.logmel),
@@ -251,6 +272,8 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
                                   "num_emotions": self.num_emotions}
         if self.pitch_tracker is not None:
             kwargs["pitch"] = True
+        if self.phoneme_tokenizer is not None:
+            kwargs["phoneme_classes"] = self.phoneme_tokenizer.vocab_size
         return kwargs
 
     def task_kwargs(self) -> dict[str, Any]:
@@ -263,7 +286,8 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
             index = {e: i for i, e in enumerate(self.emotion_names)}
             rows = self.metadata[self.metadata["split"] == split]
             pitch = None if self.pitch_tracker is None else (self.pitch_tracker, self.pitch_cache)
-            self._datasets[split] = EmotionSpeechDataset(rows, self.logmel, self.tokenizer, index, self.cache, pitch)
+            self._datasets[split] = EmotionSpeechDataset(rows, self.logmel, self.tokenizer, index, self.cache, pitch,
+                                                         self.phoneme_tokenizer)
         return self._datasets[split]
 
     def setup(self, stage: str | None = None) -> None:

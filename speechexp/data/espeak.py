@@ -26,6 +26,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE, _PARAM_WORDGAP = 1, 2, 3, 4, 7
+_PHONEME_SEPARATOR = ord("_") << 8  # espeak_TextToPhonemes' phonememode: ASCII names, "_" between phonemes
 
 # English base voices shipped with espeak-ng (language files under lang/gmw/)
 ENGLISH_BASE_VOICES = (
@@ -129,6 +130,8 @@ class _Engine:
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self._set_seed = getattr(lib, "espeak_ng_SetRandSeed", None)
         if self._set_seed is not None:
             self._set_seed.argtypes = [ctypes.c_long]
@@ -204,6 +207,19 @@ class _Engine:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(chunks).astype(np.float32) / 32768.0
 
+    def phonemes(self, text: str, voice: str) -> str:
+        """espeak-ng's ASCII phonemes of ``text`` in ``voice``'s language: phonemes joined by
+        ``_`` (stress marks kept), words by spaces."""
+        if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise SpeechexpError(f"espeak-ng has no voice named {voice!r}.")
+        buffer = ctypes.create_string_buffer(text.encode("utf-8"))
+        cursor = ctypes.c_void_p(ctypes.addressof(buffer))
+        clauses = []
+        while cursor.value:  # one clause per call; the cursor ends NULL
+            out = self.lib.espeak_TextToPhonemes(ctypes.byref(cursor), _CHARS_UTF8, _PHONEME_SEPARATOR)
+            clauses.append((out or b"").decode("utf-8", errors="replace"))
+        return " ".join(c for c in clauses if c)
+
 
 _lock = threading.Lock()
 
@@ -228,6 +244,13 @@ def synthesize(text: str, voice: str, prosody: Prosody | None = None, seed: int 
     """
     with _lock:
         return _engine().synth(text, voice, prosody or Prosody(), seed)
+
+
+def phonemes(text: str, voice: str = "en-us") -> str:
+    """espeak-ng's phonemes of ``text`` (ASCII names joined by ``_``, words by spaces), e.g.
+    ``"cow"`` → ``"k_'aU"``. Serialised like :func:`synthesize`."""
+    with _lock:
+        return _engine().phonemes(text, voice)
 
 
 def available_variants() -> list[str]:

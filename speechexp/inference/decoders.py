@@ -11,6 +11,9 @@
   the ``english_words`` most frequent words of ``wordfreq`` plus the training words, scored
   by their frequencies alone (a unigram model, :func:`speechexp.data.word_lm.unigram_arpa`),
   for speech whose words the training sentences do not predict (people's own recordings).
+- ``beam_phonemes``: the same English lexicon and unigram model, searched over a model's
+  *phoneme* head (:mod:`speechexp.data.phonemes`): each word is spelled by its espeak
+  phonemes, so a word is found by how it sounds, not by how it is written.
 
 A decoder is built from a config node (``conf/decoder/*.yaml``; ``None`` means greedy) by
 :func:`build_decoder`, prepared (:meth:`CTCDecoder.prepare`) with the tokenizer and the training
@@ -108,11 +111,7 @@ class BeamSearchDecoder(CTCDecoder):
 
     def prepare(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None = None,
                 cache_dir: Path | None = None) -> "BeamSearchDecoder":
-        try:
-            from flashlight.lib.text import decoder as fl  # noqa: PLC0415
-        except ImportError:
-            raise SpeechexpError(f"decoder={self.kind} needs the optional 'lm' dependencies (flashlight-text); "
-                                 "run pip install 'speechexp[lm]', or use decoder=greedy.") from None
+        fl, KenLM, Dictionary = _flashlight(self.kind)
         self.tokenizer = tokenizer
         n_classes, space = tokenizer.vocab_size, tokenizer.encode("a b")[1]
         token_size = n_classes if self.beam_size_token is None else int(self.beam_size_token)
@@ -122,9 +121,6 @@ class BeamSearchDecoder(CTCDecoder):
                                                    self.sil_score, True, fl.CriterionType.CTC)
             self._decoder = fl.LexiconFreeDecoder(options, fl.ZeroLM(), space, tokenizer.blank_id, [])
             return self
-        from flashlight.lib.text.decoder.kenlm import KenLM  # noqa: PLC0415
-        from flashlight.lib.text.dictionary import Dictionary  # noqa: PLC0415
-
         if self.lexicon == "english":
             arpa, words = self._english_model(tokenizer, transcripts, cache_dir)
         else:
@@ -220,6 +216,78 @@ class BeamSearchDecoder(CTCDecoder):
             else:
                 texts.append(self.tokenizer.ctc_decode(best.tokens))
         return texts
+
+
+class PhonemeLexiconDecoder(BeamSearchDecoder):
+    """Beam search over a phoneme head's log-probs ``(T, N, phoneme classes)`` that spells
+    English words by their phonemes: the ``english_words`` most frequent words of ``wordfreq``
+    and the training words, scored by their unigram frequencies. Of words that sound alike
+    (one phoneme spelling) only the most frequent is kept: a unigram model could never
+    choose another. Settings as :class:`BeamSearchDecoder`'s."""
+
+    reads_phonemes = True
+
+    def __init__(self, beam_size: int = 64, beam_size_token: int | None = None, beam_threshold: float = 25.0,
+                 english_words: int = 100000, lm_weight: float = 1.0, word_score: float = 0.0,
+                 sil_score: float = 0.0) -> None:
+        super().__init__(beam_size, beam_size_token, beam_threshold, lm=True, lexicon="english",
+                         english_words=english_words, lm_weight=lm_weight, word_score=word_score,
+                         sil_score=sil_score)
+        self.kind = "beam_phonemes"
+
+    def describe(self) -> str:
+        return (f"{self.kind} (beam {self.beam_size}, {self.english_words} English words by their phonemes, unigram, "
+                f"lm_weight {self.lm_weight}, word_score {self.word_score})")
+
+    def prepare(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None = None,
+                cache_dir: Path | None = None) -> "PhonemeLexiconDecoder":
+        fl, KenLM, Dictionary = _flashlight(self.kind)
+        from speechexp.data.phonemes import PhonemeTokenizer  # noqa: PLC0415
+
+        self.tokenizer = tokenizer
+        phonemes = PhonemeTokenizer()
+        arpa, words = self._english_model(tokenizer, transcripts, cache_dir)
+        self.words = sorted(set(words) | {BOS, EOS, UNK})
+        dictionary = Dictionary()
+        for word in self.words:
+            dictionary.add_entry(word)
+        with quiet_stderr():
+            lm = KenLM(str(arpa), dictionary)
+        start = lm.start(False)
+        best: dict[tuple[int, ...], tuple[float, int]] = {}  # phoneme spelling -> (score, word index)
+        for index, word in enumerate(self.words):
+            spelled = tuple(phonemes.spell(word)) if not word.startswith("<") else ()
+            if spelled:
+                score = lm.score(start, index)[1]
+                if spelled not in best or score > best[spelled][0]:
+                    best[spelled] = (score, index)
+        n_classes = phonemes.vocab_size
+        token_size = n_classes if self.beam_size_token is None else int(self.beam_size_token)
+        trie = fl.Trie(n_classes, phonemes.boundary_id)
+        for spelled, (score, index) in best.items():
+            trie.insert(list(spelled), index, score)
+        trie.smear(fl.SmearingMode.MAX)
+        options = fl.LexiconDecoderOptions(self.beam_size, token_size, self.beam_threshold, self.lm_weight,
+                                           self.word_score, float("-inf"), self.sil_score, True,
+                                           fl.CriterionType.CTC)
+        self._decoder = fl.LexiconDecoder(options, trie, lm, phonemes.boundary_id, phonemes.blank_id,
+                                          self.words.index(UNK), [], False)
+        self._lm = lm
+        log.info("Phoneme lexicon: %d English and training words, %d distinct phoneme spellings",
+                 len(self.words) - 3, len(best))
+        return self
+
+
+def _flashlight(kind: str) -> tuple[Any, Any, Any]:
+    """flashlight-text's decoder module, KenLM and Dictionary, or a sentence naming the extra."""
+    try:
+        from flashlight.lib.text import decoder as fl  # noqa: PLC0415
+        from flashlight.lib.text.decoder.kenlm import KenLM  # noqa: PLC0415
+        from flashlight.lib.text.dictionary import Dictionary  # noqa: PLC0415
+    except ImportError:
+        raise SpeechexpError(f"decoder={kind} needs the optional 'lm' dependencies (flashlight-text); "
+                             "run pip install 'speechexp[lm]', or use decoder=greedy.") from None
+    return fl, KenLM, Dictionary
 
 
 @contextlib.contextmanager

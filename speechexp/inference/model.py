@@ -317,6 +317,10 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
         names = emotion_names(checkpoint, ckpt_path)
         sizes = {"n_mels": int(datamodule.get("n_mels", 80)), "vocab_size": tokenizer.vocab_size,
                  "num_emotions": len(names), **({"pitch": True} if datamodule.get("pitch") else {})}
+        if datamodule.get("phonemes"):
+            from speechexp.data.phonemes import PhonemeTokenizer  # noqa: PLC0415
+
+            sizes["phoneme_classes"] = PhonemeTokenizer().vocab_size
         spec = _DataSpec(sizes, {"tokenizer": tokenizer, "emotion_names": names})
         kind = AsrEmotionModel
     else:

@@ -95,6 +95,10 @@ class MultitaskSpeechModel(nn.Module):
             utterance's own frames (mean 0, variance 1, before the activation), meant to strip
             what is constant over an utterance, such as much of a voice's timbre (Chou et
             al., 2019); ``none`` does not.
+        phoneme_classes: with more than 0, a second CTC head over the same encoder frames
+            predicts phonemes (:mod:`speechexp.data.phonemes`: that many classes including
+            the blank; the datamodule sets it with ``phonemes: true``); ``forward(...,
+            with_phonemes=True)`` returns its log-probs too.
     """
 
     def __init__(self, n_mels: int, vocab_size: int, num_emotions: int, conv_channels: int = 128,
@@ -103,7 +107,8 @@ class MultitaskSpeechModel(nn.Module):
                  emotion_sources: Sequence[str] = ("encoder", "conv", "input", "ctc"),
                  emotion_pooling: str = "stats", emotion_units: int | None = None, ctc_upsample: int = 1,
                  branch_channels: int = 128, branch_layers: int = 3, locked_dropout: bool = False,
-                 pitch: bool = False, input_lifter: int | None = None, front_norm: str = "none"):
+                 pitch: bool = False, input_lifter: int | None = None, front_norm: str = "none",
+                 phoneme_classes: int = 0):
         super().__init__()
         if not 1 <= int(stride) <= 4:
             raise ValueError(f"stride must be 1 to 4, not {stride}")
@@ -138,6 +143,9 @@ class MultitaskSpeechModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.vocab_size = int(vocab_size)
         self.ctc_head = nn.Linear(2 * units, vocab_size * self.ctc_upsample)
+        self.phoneme_classes = int(phoneme_classes)
+        if self.phoneme_classes:
+            self.phoneme_head = nn.Linear(2 * units, self.phoneme_classes * self.ctc_upsample)
 
         def pooled(dim: int) -> tuple[nn.Module, int]:
             if emotion_pooling == "attention":
@@ -222,13 +230,17 @@ class MultitaskSpeechModel(nn.Module):
             x = x * valid_mask(lengths, x.shape[2]).unsqueeze(1).to(x.dtype)
         return x.transpose(1, 2), lengths
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor, prosody: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, prosody: torch.Tensor | None = None,
+                with_phonemes: bool = False) -> tuple[torch.Tensor, ...]:
         """``features [batch, frames, n_mels]``, ``lengths [batch]`` (and, when the emotion
         head reads it, ``prosody [batch, 6]``, or ``[batch, 9]`` with ``pitch``) →
         ``log_probs (T, N, C)`` (CTC layout: ``T = frames' * ctc_upsample``, ``N = batch``,
         ``C = vocab_size``), ``out_lengths [batch]``,
-        ``emotion_logits [batch, num_emotions]``."""
+        ``emotion_logits [batch, num_emotions]``, and with ``with_phonemes`` (a model with
+        ``phoneme_classes``) the phoneme log-probs ``(T, N, phoneme_classes)``."""
+        if with_phonemes and not self.phoneme_classes:
+            raise ValueError("this model has no phoneme head; build it with phoneme_classes "
+                             "(dataset.datamodule.phonemes=true)")
         lengths = lengths.clamp(min=0, max=features.shape[1])
         if self.reads_prosody and prosody is None:
             raise ValueError("this model's emotion head reads prosody; pass each utterance's speaker-relative "
@@ -262,4 +274,7 @@ class MultitaskSpeechModel(nn.Module):
             else:  # ctc: mean posteriors (speaking rate) and their spread, not trained through
                 pooled.append(self.pools[source](log_probs.detach().exp(), out_lengths))
         emotion_logits = self.emotion_head(self.dropout(torch.cat(pooled, dim=-1)))
+        if with_phonemes:
+            phonemes = self.phoneme_head(hidden).view(batch, frames * self.ctc_upsample, self.phoneme_classes)
+            return log_probs.transpose(0, 1), out_lengths, emotion_logits, phonemes.log_softmax(-1).transpose(0, 1)
         return log_probs.transpose(0, 1), out_lengths, emotion_logits

@@ -1,6 +1,7 @@
 """AsrEmotionTask: multitask training of CTC speech recognition and emotion classification.
 
-The loss is ``asr_weight * CTC + emotion_weight * cross-entropy``; the CTC loss comes from
+The loss is ``asr_weight * CTC + emotion_weight * cross-entropy`` (``+ phoneme_weight *``
+the phoneme CTC for a model with a phoneme head); the CTC loss comes from
 the ``loss`` config group (the custom CTC or PyTorch's). A weight of 0 switches that
 task's training off (its loss is still computed and logged, without gradient). Logged
 per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (val: greedy decoding; test:
@@ -104,6 +105,8 @@ class AsrEmotionTask(ConfiguredTask):
             weights): the model learns to read an utterance with no other utterance of its
             speaker, and prediction normalises such an utterance (``speakers=none``) with that
             mean instead of its own.
+        phoneme_weight: weight of the phoneme CTC loss of a model with a phoneme head
+            (``dataset.datamodule.phonemes=true``); ``decoder=beam_phonemes`` decodes that head.
 
     A model whose emotion head reads ``prosody`` (``model.emotion_sources``) gets each
     utterance's prosody relative to its speaker's mean prosody (kept beside the speaker's
@@ -116,7 +119,8 @@ class AsrEmotionTask(ConfiguredTask):
                  tokenizer: CharTokenizer, emotion_names: list[str], scheduler: Callable[..., Any] | None = None,
                  asr_weight: float = 1.0, emotion_weight: float = 1.0, export_dir: str | None = None,
                  monitor: str = "val/loss", speaker_norm: bool = False, run_config: dict | None = None,
-                 n_media: int = 3, decoder: dict | str | None = None, speaker_mean_dropout: float = 0.0):
+                 n_media: int = 3, decoder: dict | str | None = None, speaker_mean_dropout: float = 0.0,
+                 phoneme_weight: float = 0.0):
         super().__init__(optimizer, scheduler, monitor, run_config)
         self.speaker_norm, self.n_media = bool(speaker_norm), int(n_media)
         self.speaker_mean_dropout = float(speaker_mean_dropout)
@@ -128,7 +132,16 @@ class AsrEmotionTask(ConfiguredTask):
         self.tokenizer, self.emotion_names = tokenizer, list(emotion_names)
         self.asr_weight, self.emotion_weight = float(asr_weight), float(emotion_weight)
         self.export_dir = Path(export_dir) if export_dir else None
+        self.phoneme_weight = float(phoneme_weight)
+        self.has_phonemes = bool(getattr(model, "phoneme_classes", 0))  # the model's phoneme CTC head
+        if self.phoneme_weight and not self.has_phonemes:
+            raise SpeechexpError("task.module.phoneme_weight needs a model with a phoneme head; add "
+                                 "dataset.datamodule.phonemes=true, or set task.module.phoneme_weight=0.")
         self.decoder = build_decoder(decoder)
+        if getattr(self.decoder, "reads_phonemes", False) and not self.has_phonemes:
+            raise SpeechexpError(f"decoder={self.decoder.kind} reads a phoneme head, and this model has none; train "
+                                 "with dataset.datamodule.phonemes=true task.module.phoneme_weight=1, or pick "
+                                 "another decoder (greedy, beam_english).")
         self.greedy = CTCDecoder().prepare(tokenizer)
         self.saved_transcripts: list[str] | None = None  # from a checkpoint, when there is no datamodule
         n_emotions = len(self.emotion_names)
@@ -145,10 +158,20 @@ class AsrEmotionTask(ConfiguredTask):
         self._predictions: list[dict] = []
         self._alignment_example: tuple | None = None
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor, prosody: torch.Tensor | None = None):
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor, prosody: torch.Tensor | None = None,
+                with_phonemes: bool = False):
+        if with_phonemes:
+            return self.model(features, lengths, prosody, with_phonemes=True)
         if prosody is None:
             return self.model(features, lengths)
         return self.model(features, lengths, prosody)
+
+    def decode_outputs(self, decoder: Callable, log_probs: torch.Tensor, out_lengths: torch.Tensor,
+                       phoneme_log_probs: torch.Tensor | None) -> list[str]:
+        """Transcripts from the head the decoder reads: the phonemes for ``beam_phonemes``, else the characters."""
+        if getattr(decoder, "reads_phonemes", False):
+            return decoder(phoneme_log_probs.detach(), out_lengths)
+        return decoder(log_probs.detach(), out_lengths)
 
     def greedy_transcripts(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Best-path decoding of ``log_probs (T, N, C)`` within each length."""
@@ -182,7 +205,7 @@ class AsrEmotionTask(ConfiguredTask):
     def training_transcripts(self) -> list[str] | None:
         """The training split's distinct normalised transcripts (from the datamodule, else the checkpoint)."""
         datamodule = self._datamodule()
-        if datamodule is not None and hasattr(datamodule, "dataset"):
+        if callable(getattr(datamodule, "dataset", None)):  # a training datamodule (not speechexp-infer's files)
             rows = datamodule.dataset("train").rows
             if len(rows):  # an evaluation folder has no training split: the checkpoint's then
                 return sorted({self.tokenizer.normalize(t) for t in rows["text"]})
@@ -267,7 +290,15 @@ class AsrEmotionTask(ConfiguredTask):
 
     def _shared_step(self, batch: dict, stage: str):
         features, prosody = self.model_input(batch)
-        log_probs, out_lengths, emotion_logits = self(features, batch["feature_lengths"], prosody)
+        phoneme_log_probs, phoneme_ctc = None, None
+        if self.has_phonemes:
+            log_probs, out_lengths, emotion_logits, phoneme_log_probs = self(
+                features, batch["feature_lengths"], prosody, with_phonemes=True)
+            if batch.get("phonemes") is not None:
+                phoneme_input = phoneme_log_probs.float() if self.phoneme_weight else phoneme_log_probs.detach().float()
+                phoneme_ctc = self.ctc(phoneme_input, batch["phonemes"], out_lengths, batch["phoneme_lengths"])
+        else:
+            log_probs, out_lengths, emotion_logits = self(features, batch["feature_lengths"], prosody)
         # a task weighted 0 is only measured: no gradient flows from its loss
         ctc_input = log_probs.float() if self.asr_weight else log_probs.detach().float()
         ctc = self.ctc(ctc_input, batch["tokens"], out_lengths, batch["token_lengths"])
@@ -275,7 +306,8 @@ class AsrEmotionTask(ConfiguredTask):
         predicted = emotion_logits.argmax(-1)
         target, emotion_input, predicted_labelled = self._labelled(batch, emotion_input, predicted)
         emotion_ce = F.cross_entropy(emotion_input, target) if target.numel() else None
-        terms = [w * term for w, term in ((self.asr_weight, ctc), (self.emotion_weight, emotion_ce))
+        terms = [w * term for w, term in ((self.asr_weight, ctc), (self.emotion_weight, emotion_ce),
+                                          (self.phoneme_weight, phoneme_ctc))
                  if w and term is not None]
         loss = sum(terms) if terms else (ctc + (emotion_ce if emotion_ce is not None else 0)).detach()
         size = batch["features"].shape[0]
@@ -285,11 +317,12 @@ class AsrEmotionTask(ConfiguredTask):
             metrics["uar"].update(predicted_labelled, target)
         hypotheses = None
         if stage != "train":
-            decode = self.decoder if stage == "test" else self.greedy_transcripts
-            hypotheses = decode(log_probs.detach(), out_lengths)
+            decode = self.decoder if stage == "test" else self.greedy
+            hypotheses = self.decode_outputs(decode, log_probs, out_lengths, phoneme_log_probs)
             metrics["cer"].update(hypotheses, batch["text"])
             metrics["wer"].update(hypotheses, batch["text"])
-        losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc, f"{stage}/emotion_ce": emotion_ce}
+        losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc, f"{stage}/emotion_ce": emotion_ce,
+                  f"{stage}/phoneme_ctc": phoneme_ctc}
         self.log_dict({key: value for key, value in losses.items() if value is not None},
                       on_step=False, on_epoch=True, prog_bar=stage != "test", batch_size=size, sync_dist=True)
         self.log(f"{stage}/loss_batch", loss, on_step=True, on_epoch=False, batch_size=size)
@@ -341,12 +374,17 @@ class AsrEmotionTask(ConfiguredTask):
                                      "(speaker_mean) or its utterances.")
             means = list(batch["speaker_mean"])
         features, prosody = self.normalised(features, lengths, means, self.batch_pitch(batch))
-        log_probs, out_lengths, emotion_logits = self(features, lengths, prosody)
+        phonemes = getattr(self.decoder, "reads_phonemes", False)
+        log_probs, out_lengths, emotion_logits, *phoneme_log_probs = self(features, lengths, prosody, phonemes)
         model = self.model
         ctc_frame = self.frame_seconds * getattr(model, "stride", 1) / getattr(model, "ctc_upsample", 1)
         self.prepare_decoder()
+        decoder = self.decoder
+        if phonemes:  # the words come from the phoneme head; their timings from the characters' alignment
+            def decoder(_, lengths):
+                return self.decoder(phoneme_log_probs[0].detach(), lengths)
         return transcriptions(log_probs, out_lengths, emotion_logits, self.tokenizer, self.emotion_names,
-                              ctc_frame, words=self.predict_words, decoder=self.decoder)
+                              ctc_frame, words=self.predict_words, decoder=decoder)
 
     def predict_step(self, batch: dict, batch_idx: int = 0) -> dict:
         """``batch`` as :meth:`transcribe_batch` takes it, with ``index`` (list) and ``failed``
