@@ -6,7 +6,8 @@
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
 are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
-does (the same predictions), and one markdown table row is printed per source and folder.
+does (the same predictions), and one markdown table row is printed per source and folder
+(with the greedy phoneme error rate, PER, for a model with a phoneme head).
 ``scripts/voice_folder.py`` turns a corpus' held-out voice into such a folder. With
 ``--corpus`` (the checkpoint's corpus folder, ``data/emotional_speech-...``) each row also
 says how many of the set's distinct words the training split's transcripts contain. With
@@ -97,9 +98,10 @@ def table_rows(folder: Path, results: dict, counts: Counter, vocabulary: dict[st
         for source in sorted(counts):
             rows.append({"set": f"{folder.name}/{source}", "utterances": counts[source],
                          "cer": results[f"test/cer/{source}"], "wer": results[f"test/wer/{source}"],
-                         "uar": results.get(f"test/uar/{source}"), "seen": seen(vocabulary[source], known)})
+                         "per": results.get(f"test/per/{source}"), "uar": results.get(f"test/uar/{source}"),
+                         "seen": seen(vocabulary[source], known)})
     rows.append({"set": folder.name, "utterances": sum(counts.values()), "cer": results["test/cer"],
-                 "wer": results["test/wer"], "uar": results.get("test/uar"),
+                 "wer": results["test/wer"], "per": results.get("test/per"), "uar": results.get("test/uar"),
                  "seen": seen(set().union(*vocabulary.values()), known)})
     return rows
 
@@ -133,14 +135,16 @@ def main() -> None:
                                                           Path(tmp) / str(number), args.set)
             rows += table_rows(folder, results, counts, vocabulary, known)
     print(f"checkpoint: {args.ckpt}  decoder: {' '.join([args.decoder, *args.set])}\n")
-    with_uar = any(row["uar"] is not None for row in rows)  # a UAR column only where emotions are given
+    # a UAR column only where emotions are given, a PER column only for a model with a phoneme head
+    optional = [(name, key) for name, key in (("PER", "per"), ("UAR", "uar")) if any(row[key] is not None for row in rows)]
     with_seen = known is not None
-    print("| set | utterances | CER | WER |" + (" UAR |" if with_uar else "") + (" words seen in training |" if with_seen else "")
-          + "\n|---|---:|---:|---:|" + ("---:|" if with_uar else "") + ("---:|" if with_seen else ""))
+    print("| set | utterances | CER | WER |" + "".join(f" {name} |" for name, _ in optional)
+          + (" words seen in training |" if with_seen else "")
+          + "\n|---|---:|---:|---:|" + "---:|" * len(optional) + ("---:|" if with_seen else ""))
     for row in rows:
-        uar = "" if row["uar"] is None else f"{row['uar']:.3f}"
-        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} |"
-              + (f" {uar} |" if with_uar else "") + (f" {row['seen']} |" if with_seen else ""))
+        values = "".join(" |" if row[key] is None else f" {row[key]:.3f} |" for _, key in optional)
+        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} |{values}"
+              + (f" {row['seen']} |" if with_seen else ""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from torchmetrics.functional.text import word_error_rate
 
 from speechexp.data import espeak
 from speechexp.data.emotion_datamodule import collate
@@ -102,6 +103,15 @@ def phoneme_emissions(text: str, confidence: float = 8.0) -> tuple[torch.Tensor,
     return log_probs[:, None], torch.tensor([log_probs.shape[0]])
 
 
+def test_greedy_phonemes_merge_repeats_and_drop_blanks_and_word_boundaries():
+    """The phoneme error rate compares sound strings: no blanks, no word boundaries."""
+    log_probs, lengths = phoneme_emissions("front right")
+    doubled = log_probs.repeat_interleave(2, dim=0)  # every class held for two frames: repeats merge
+    assert PHONEMES_TOKENIZER.greedy(doubled, lengths * 2) == ["f r V n t r aI t"]
+    assert PHONEMES_TOKENIZER.sounds(PHONEMES_TOKENIZER.encode("front right")) == "f r V n t r aI t"
+    assert PHONEMES_TOKENIZER.greedy(log_probs, torch.tensor([4])) == ["f r"]  # within the length only
+
+
 def test_the_phoneme_lexicon_finds_english_words_by_their_sound(tmp_path):
     pytest.importorskip("flashlight.lib.text.decoder")
     pytest.importorskip("wordfreq")
@@ -133,7 +143,12 @@ def test_a_model_trains_its_phoneme_head_and_decodes_english_words_with_it(compo
     history = list(csv.DictReader(open(tmp_path / "run" / "csv" / "metrics.csv", newline="")))
     losses = [float(r["train/phoneme_ctc"]) for r in history if r.get("train/phoneme_ctc")]
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0], losses
+    error_rates = [float(r["val/per"]) for r in history if r.get("val/per")]
+    assert len(error_rates) == 4 and all(0 <= rate <= 1.5 for rate in error_rates), error_rates  # every epoch
     rows = list(csv.DictReader(open(tmp_path / "run" / "test_predictions.csv", newline="")))
+    assert all(row["phoneme_text"] == PHONEMES_TOKENIZER.sounds(PHONEMES_TOKENIZER.encode(row["text"])) for row in rows)
+    per = word_error_rate([row["phoneme_hypothesis"] for row in rows], [row["phoneme_text"] for row in rows])
+    assert results["test/per"] == pytest.approx(float(per), abs=1e-4)
     train_words = {w for r in csv.DictReader(open(results["dataset_dir"] + "/metadata.csv", newline=""))
                    if r["split"] == "train" for w in CharTokenizer().normalize(r["text"]).split()}
     spelled = {w for row in rows for w in row["hypothesis"].split()}

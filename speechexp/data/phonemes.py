@@ -81,3 +81,16 @@ class PhonemeTokenizer:
     def decode(self, ids) -> str:
         """Phoneme names of ids, space-separated (blanks dropped, no CTC collapsing)."""
         return " ".join(self.symbols[int(i)] for i in ids if 0 < int(i) < len(self.symbols))
+
+    def sounds(self, ids) -> str:
+        """The phoneme names of ids without blanks and word boundaries, space-separated: what
+        a phoneme error rate compares (a word error rate over these strings)."""
+        return " ".join(self.symbols[int(i)] for i in ids if self.boundary_id < int(i) < len(self.symbols))
+
+    def greedy(self, log_probs, lengths) -> list[str]:
+        """Best-path phonemes of ``log_probs (T, N, classes)`` within ``lengths [N]``, repeats
+        merged, as :meth:`sounds` strings."""
+        import torch  # noqa: PLC0415 - the tokenizer itself needs no torch
+
+        best = log_probs.detach().argmax(-1).T.cpu()
+        return [self.sounds(torch.unique_consecutive(row[:int(n)])) for row, n in zip(best, lengths.tolist())]

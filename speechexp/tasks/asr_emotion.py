@@ -6,7 +6,10 @@ the ``loss`` config group (the custom CTC or PyTorch's). A weight of 0 switches 
 task's training off (its loss is still computed and logged, without gradient). Logged
 per stage: ``loss``, ``ctc``, ``emotion_ce``, ``cer``/``wer`` (val: greedy decoding; test:
 the ``decoder`` chosen, greedy by default, see :mod:`speechexp.inference.decoders`),
-emotion ``accuracy`` and ``uar`` (unweighted average recall), ``score`` (val and test: ``((1 - cer) + uar) / 2``, one number for both tasks, higher is better; see
+``per`` (val and test, a model with a phoneme head: the greedy phoneme error rate against
+the transcript's espeak phonemes), emotion ``accuracy`` and ``uar`` (unweighted average
+recall), ``score`` (val and test: ``((1 - cer) + uar) / 2``, one number for both tasks,
+higher is better; see
 :func:`combined_score`); throughput is logged for every task by
 :class:`speechexp.runs.callbacks.EpochSummary`. After testing the run directory holds
 ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment figure
@@ -36,6 +39,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
+from speechexp.data.phonemes import PhonemeTokenizer
 from speechexp.data.speaker_norm import relative_prosody, speaker_means, speaker_statistics, subtract_speaker_means
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
@@ -62,9 +66,10 @@ def combined_score(cer: torch.Tensor | float, uar: torch.Tensor | float) -> torc
 
 
 def per_source_metrics(rows: list[dict], emotion_names: list[str]) -> dict[str, float]:
-    """``test/cer/<source>``, ``test/wer/<source>`` (and ``test/uar/<source>`` over the rows
-    with an emotion label) when the test rows come from two or more sources (the corpus'
-    voices, a labelled folder's ``source`` column)."""
+    """``test/cer/<source>``, ``test/wer/<source>`` (``test/per/<source>`` for rows with
+    phonemes, and ``test/uar/<source>`` over the rows with an emotion label) when the test
+    rows come from two or more sources (the corpus' voices, a labelled folder's ``source``
+    column)."""
     sources = sorted({row["source"] for row in rows if row["source"]})
     if len(sources) < 2:
         return {}
@@ -74,6 +79,9 @@ def per_source_metrics(rows: list[dict], emotion_names: list[str]) -> dict[str, 
         hypotheses, texts = [row["hypothesis"] for row in mine], [row["text"] for row in mine]
         out[f"test/cer/{source}"] = float(char_error_rate(hypotheses, texts))
         out[f"test/wer/{source}"] = float(word_error_rate(hypotheses, texts))
+        if "phoneme_hypothesis" in mine[0]:
+            out[f"test/per/{source}"] = float(word_error_rate([row["phoneme_hypothesis"] for row in mine],
+                                                              [row["phoneme_text"] for row in mine]))
         labelled = [row for row in mine if row["emotion"]]
         if labelled:
             recalls = [np.mean([r["predicted_emotion"] == e for r in labelled if r["emotion"] == e])
@@ -134,6 +142,7 @@ class AsrEmotionTask(ConfiguredTask):
         self.export_dir = Path(export_dir) if export_dir else None
         self.phoneme_weight = float(phoneme_weight)
         self.has_phonemes = bool(getattr(model, "phoneme_classes", 0))  # the model's phoneme CTC head
+        self.phoneme_tokenizer = PhonemeTokenizer() if self.has_phonemes else None
         if self.phoneme_weight and not self.has_phonemes:
             raise SpeechexpError("task.module.phoneme_weight needs a model with a phoneme head; add "
                                  "dataset.datamodule.phonemes=true, or set task.module.phoneme_weight=0.")
@@ -151,6 +160,7 @@ class AsrEmotionTask(ConfiguredTask):
                 "accuracy": MulticlassAccuracy(n_emotions, average="micro"),
                 "uar": MulticlassAccuracy(n_emotions, average="macro"),
                 **({"cer": CharErrorRate(), "wer": WordErrorRate()} if stage != "train" else {}),
+                **({"per": WordErrorRate()} if stage != "train" and self.has_phonemes else {}),
             }) for stage in STAGES
         })
         self.confusion = MulticlassConfusionMatrix(n_emotions)
@@ -315,12 +325,15 @@ class AsrEmotionTask(ConfiguredTask):
         if target.numel():
             metrics["accuracy"].update(predicted_labelled, target)
             metrics["uar"].update(predicted_labelled, target)
-        hypotheses = None
+        hypotheses, sounds = None, None
         if stage != "train":
             decode = self.decoder if stage == "test" else self.greedy
             hypotheses = self.decode_outputs(decode, log_probs, out_lengths, phoneme_log_probs)
             metrics["cer"].update(hypotheses, batch["text"])
             metrics["wer"].update(hypotheses, batch["text"])
+            if phoneme_ctc is not None:
+                sounds = self.phoneme_sounds(phoneme_log_probs, out_lengths, batch)
+                metrics["per"].update(*sounds)
         losses = {f"{stage}/loss": loss, f"{stage}/ctc": ctc, f"{stage}/emotion_ce": emotion_ce,
                   f"{stage}/phoneme_ctc": phoneme_ctc}
         self.log_dict({key: value for key, value in losses.items() if value is not None},
@@ -328,7 +341,15 @@ class AsrEmotionTask(ConfiguredTask):
         self.log(f"{stage}/loss_batch", loss, on_step=True, on_epoch=False, batch_size=size)
         self.log_dict({f"{stage}/{name}": metric for name, metric in metrics.items() if metric.update_count},
                       on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=size)
-        return loss, log_probs, out_lengths, predicted, hypotheses
+        return loss, log_probs, out_lengths, predicted, hypotheses, sounds
+
+    def phoneme_sounds(self, phoneme_log_probs: torch.Tensor, out_lengths: torch.Tensor,
+                       batch: dict) -> tuple[list[str], list[str]]:
+        """The phoneme head's greedy phonemes and the transcripts' phonemes, as phoneme-name
+        strings without word boundaries (a word error rate over them is the phoneme error rate)."""
+        targets = [self.phoneme_tokenizer.sounds(row[:int(n)])
+                   for row, n in zip(batch["phonemes"].cpu(), batch["phoneme_lengths"].tolist())]
+        return self.phoneme_tokenizer.greedy(phoneme_log_probs, out_lengths), targets
 
     @staticmethod
     def _labelled(batch: dict, *per_row: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -397,7 +418,7 @@ class AsrEmotionTask(ConfiguredTask):
         self.confusion.reset()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        _, log_probs, out_lengths, predicted, hypotheses = self._shared_step(batch, "test")
+        _, log_probs, out_lengths, predicted, hypotheses, sounds = self._shared_step(batch, "test")
         target, predicted_labelled = self._labelled(batch, predicted)
         if target.numel():
             self.confusion.update(predicted_labelled, target)
@@ -409,6 +430,7 @@ class AsrEmotionTask(ConfiguredTask):
                 "emotion": self.emotion_names[label] if label >= 0 else "",
                 "predicted_emotion": self.emotion_names[int(predicted[i])],
                 "source": batch.get("source", [""] * len(hypotheses))[i],
+                **({"phoneme_text": sounds[1][i], "phoneme_hypothesis": sounds[0][i]} if sounds else {}),
             })
         if self._alignment_example is None:
             self._alignment_example = (log_probs[:, :1].detach().float().cpu(), batch["tokens"][:1].cpu(),
