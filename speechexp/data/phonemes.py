@@ -1,8 +1,8 @@
 """Phonemes of a transcript (espeak-ng's American English), a second CTC target.
 
-Spelling is a poor target for words from unseen voices: English letters map onto sounds
-irregularly, so a small recogniser learns each word's spelling instead of its sounds. The
-phonemes are what the audio says. The recogniser can learn them beside the characters
+English letters map onto sounds irregularly, so a small recogniser trained to spell may
+learn each word's letters rather than its sounds; the phonemes are what the audio says (a
+hypothesis: measured without a gain on people, docs/results.md#real-voices). The recogniser can learn them beside the characters
 (``dataset.datamodule.phonemes=true``, ``task.module.phoneme_weight``), and
 ``decoder=beam_phonemes`` spells words by looking their phonemes up in an English lexicon
 (:mod:`speechexp.inference.decoders`).
@@ -44,7 +44,8 @@ def word_phonemes(word: str) -> tuple[str, ...]:
 
     out = []
     for name in espeak.phonemes(word, VOICE).replace(" ", "_").split("_"):
-        name = MERGED.get(name.replace("'", "").replace(",", ""), name.replace("'", "").replace(",", ""))
+        name = name.replace("'", "").replace(",", "")  # primary and secondary stress
+        name = MERGED.get(name, name)
         if name not in IGNORED and name in _IDS:
             out.append(name)
     return tuple(out)
@@ -85,7 +86,7 @@ class PhonemeTokenizer:
     def sounds(self, ids) -> str:
         """The phoneme names of ids without blanks and word boundaries, space-separated: what
         a phoneme error rate compares (a word error rate over these strings)."""
-        return " ".join(self.symbols[int(i)] for i in ids if self.boundary_id < int(i) < len(self.symbols))
+        return self.decode(i for i in ids if int(i) != self.boundary_id)
 
     def greedy(self, log_probs, lengths) -> list[str]:
         """Best-path phonemes of ``log_probs (T, N, classes)`` within ``lengths [N]``, repeats

@@ -126,6 +126,17 @@ class BeamSearchDecoder(CTCDecoder):
         else:
             arpa, sentences = self._language_model(tokenizer, transcripts, cache_dir)
             words = {w for sentence in sentences for w in sentence.split()}
+        self._lexicon_decoder((fl, KenLM, Dictionary), arpa, words, tokenizer.encode, n_classes, space,
+                              tokenizer.blank_id)
+        return self
+
+    def _lexicon_decoder(self, flashlight: tuple[Any, Any, Any], arpa: Path, words: Sequence[str],
+                         spell: Callable[[str], list[int]], n_classes: int, separator: int, blank: int) -> int:
+        """Set up flashlight's lexicon decoder: the language model ``arpa`` over ``words``, each
+        word spelled by ``spell`` into output classes (``n_classes``, words between ``separator``
+        classes). Of words spelled alike only the most probable alone is kept (letters never spell
+        two words alike; phonemes do, for homophones). Returns how many spellings there are."""
+        fl, KenLM, Dictionary = flashlight
         self.words = sorted(set(words) | {BOS, EOS, UNK})  # the model's unigrams
         dictionary = Dictionary()
         for word in self.words:
@@ -133,20 +144,25 @@ class BeamSearchDecoder(CTCDecoder):
         with quiet_stderr():  # KenLM prints its loading progress bar on the C stderr
             lm = KenLM(str(arpa), dictionary)
         start = lm.start(False)
-        trie = fl.Trie(n_classes, space)
+        best: dict[tuple[int, ...], tuple[float, int]] = {}  # spelling -> (score, word index)
         for index, word in enumerate(self.words):
-            if word.startswith("<"):
-                continue  # <s>, </s>, <unk>: never spelled
-            _, score = lm.score(start, index)
-            trie.insert(tokenizer.encode(word), index, score)
+            spelled = () if word.startswith("<") else tuple(spell(word))  # <s>, </s>, <unk>: never spelled
+            if spelled:
+                score = lm.score(start, index)[1]
+                if spelled not in best or score > best[spelled][0]:
+                    best[spelled] = (score, index)
+        trie = fl.Trie(n_classes, separator)
+        for spelled, (score, index) in best.items():
+            trie.insert(list(spelled), index, score)
         trie.smear(fl.SmearingMode.MAX)
+        token_size = n_classes if self.beam_size_token is None else int(self.beam_size_token)
+        # log_add=True: a prefix scores the sum over its alignments (prefix beam search), not the best one
         options = fl.LexiconDecoderOptions(self.beam_size, token_size, self.beam_threshold, self.lm_weight,
                                            self.word_score, float("-inf"), self.sil_score, True,
                                            fl.CriterionType.CTC)
-        self._decoder = fl.LexiconDecoder(options, trie, lm, space, tokenizer.blank_id,
-                                          self.words.index("<unk>"), [], False)
+        self._decoder = fl.LexiconDecoder(options, trie, lm, separator, blank, self.words.index(UNK), [], False)
         self._lm = lm  # the decoder holds a reference the binding does not keep alive
-        return self
+        return len(best)
 
     def _language_model(self, tokenizer: CharTokenizer, transcripts: Sequence[str] | None,
                         cache_dir: Path | None) -> tuple[Path, list[str]]:
@@ -247,34 +263,10 @@ class PhonemeLexiconDecoder(BeamSearchDecoder):
         self.tokenizer = tokenizer
         phonemes = PhonemeTokenizer()
         arpa, words = self._english_model(tokenizer, transcripts, cache_dir)
-        self.words = sorted(set(words) | {BOS, EOS, UNK})
-        dictionary = Dictionary()
-        for word in self.words:
-            dictionary.add_entry(word)
-        with quiet_stderr():
-            lm = KenLM(str(arpa), dictionary)
-        start = lm.start(False)
-        best: dict[tuple[int, ...], tuple[float, int]] = {}  # phoneme spelling -> (score, word index)
-        for index, word in enumerate(self.words):
-            spelled = tuple(phonemes.spell(word)) if not word.startswith("<") else ()
-            if spelled:
-                score = lm.score(start, index)[1]
-                if spelled not in best or score > best[spelled][0]:
-                    best[spelled] = (score, index)
-        n_classes = phonemes.vocab_size
-        token_size = n_classes if self.beam_size_token is None else int(self.beam_size_token)
-        trie = fl.Trie(n_classes, phonemes.boundary_id)
-        for spelled, (score, index) in best.items():
-            trie.insert(list(spelled), index, score)
-        trie.smear(fl.SmearingMode.MAX)
-        options = fl.LexiconDecoderOptions(self.beam_size, token_size, self.beam_threshold, self.lm_weight,
-                                           self.word_score, float("-inf"), self.sil_score, True,
-                                           fl.CriterionType.CTC)
-        self._decoder = fl.LexiconDecoder(options, trie, lm, phonemes.boundary_id, phonemes.blank_id,
-                                          self.words.index(UNK), [], False)
-        self._lm = lm
+        spellings = self._lexicon_decoder((fl, KenLM, Dictionary), arpa, words, phonemes.spell,
+                                          phonemes.vocab_size, phonemes.boundary_id, phonemes.blank_id)
         log.info("Phoneme lexicon: %d English and training words, %d distinct phoneme spellings",
-                 len(self.words) - 3, len(best))
+                 len(self.words) - 3, spellings)
         return self
 
 
