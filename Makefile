@@ -28,9 +28,10 @@ install: $(STAMP)
 # flite and festival from Debian's packages where we are root, Piper and the word list from the [voices] extra.
 # NONFREE=1 adds five more festival voices from Debian's contrib and non-free components (rab and
 # the MBROLA en1/us1/us2/us3 databases: non-commercial use only, see the README) through
-# scripts/apt_nonfree.sh, which leaves /etc/apt as it is.
-APT_VOICES := flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-APT_NONFREE_VOICES := festvox-rablpc16k festvox-en1 festvox-us1 festvox-us2 festvox-us3
+# scripts/apt_nonfree.sh, which leaves /etc/apt as it is. The package lists come from the voices'
+# own tables (speechexp/data/tts), read once the venv exists (recursive `=`: expanded in the recipe).
+APT_VOICES = $(shell $(BIN)/python -m speechexp.data.tts --apt-packages)
+APT_NONFREE_VOICES = $(shell $(BIN)/python -m speechexp.data.tts --apt-packages --nonfree)
 NONFREE ?=
 voices: $(STAMP)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

@@ -1,4 +1,6 @@
-"""Prepare a dataset folder: ``speechexp-prepare dataset=NAME [dataset.root=DIR]``.
+"""Prepare a dataset folder: ``speechexp-prepare dataset=NAME [dataset.root=DIR]``, or
+``speechexp-prepare experiment=NAME [overrides]`` for the folder that training with the same
+arguments would prepare (``conf/prepare.yaml`` composes the training groups for that).
 
 Generates (or indexes) the dataset into ``paths.data_dir/<name>-<fingerprint>/`` and
 prints that folder; an existing folder for the same configuration is reused.

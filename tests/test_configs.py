@@ -85,6 +85,19 @@ def test_every_dataset_composes_for_prepare(dataset, tmp_path):
         assert_keys_fit_target(node)
 
 
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_prepare_takes_an_experiment_and_prepares_what_training_would(experiment, tmp_path):
+    """``speechexp-prepare experiment=NAME [overrides]`` composes the dataset training composes
+    (the same resolved config, so the same fingerprinted folder)."""
+    extra = ["dataset.preparer.num_speakers=7"] if experiment == "asr_emotion_voices" else []
+    prepared = compose_config("prepare", [f"experiment={experiment}", *extra], tmp_path)
+    trained = compose_config("train", [f"experiment={experiment}", *extra], tmp_path)
+    as_prepared = OmegaConf.to_container(prepared.dataset, resolve=True)
+    assert as_prepared == OmegaConf.to_container(trained.dataset, resolve=True)
+    if extra:
+        assert as_prepared["preparer"]["num_speakers"] == 7
+
+
 @pytest.mark.parametrize("loss", options("loss"))
 def test_every_loss_instantiates(loss, tmp_path):
     from hydra.utils import instantiate

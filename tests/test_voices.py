@@ -166,6 +166,26 @@ def test_a_missing_engine_or_voice_is_named_in_one_sentence(monkeypatch):
         EmotionalSpeechPreparer(voices=["flite:awb"], speakers_per_voice=1, test_voices=["piper:joe"]).plan()
 
 
+def test_make_voices_installs_the_packages_the_voices_name():
+    """The Debian packages come from the voices' tables: main archive and contrib/non-free apart,
+    and ``make voices NONFREE=1`` passes each list to its installer."""
+    free, nonfree = tts.apt_packages(), tts.apt_packages(nonfree=True)
+    assert free == ["flite", "festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts"]
+    assert nonfree == ["festvox-rablpc16k", "festvox-en1", "festvox-us1", "festvox-us2", "festvox-us3"]
+    for name in tts.ALL_VOICES:  # every Debian voice's refusal names packages make voices installs
+        engine, voice = tts.split_voice(name)
+        needed = tts.engine_module(engine).apt_packages(voice)
+        assert set(needed) <= set(free + nonfree), name
+        assert (engine == "piper") == (not needed)
+    printed = subprocess.run([sys.executable, "-m", "speechexp.data.tts", "--apt-packages", "--nonfree"],
+                             capture_output=True, text=True, check=True).stdout
+    assert printed.split() == nonfree
+    plan = subprocess.run(["make", "-n", "voices", "NONFREE=1", f"VENV={sys.prefix}"], cwd=REPO, capture_output=True,
+                          text=True, check=True).stdout
+    assert f"apt-get install -y -qq {' '.join(free)} " in plan
+    assert f"bash scripts/apt_nonfree.sh {' '.join(nonfree)};" in plan
+
+
 def test_nonfree_voice_install_refuses_a_system_that_is_not_debian(tmp_path):
     release = tmp_path / "os-release"
     release.write_text('ID=ubuntu\nVERSION_CODENAME=noble\nPRETTY_NAME="Ubuntu 24.04"\n')

@@ -107,3 +107,11 @@ class ExportConfig:
 class PrepareConfig:
     dataset: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
+    # composed only so that ``experiment=NAME`` applies as in training; never built
+    task: Any = None
+    model: Any = None
+    loss: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    decoder: Any = None
+    trainer: Any = None

@@ -2,8 +2,9 @@
 
 A *voice* is named ``engine:voice`` (``flite:awb``, ``festival:ked``, ``piper:joe``). Each
 engine module offers ``VOICES`` (name -> what the engine needs), ``available()``,
-``install_command(voice)`` (the command that installs it; ``NONFREE`` names the voices that
-``make voices NONFREE=1`` installs), ``pitch_control(voice)`` and
+``install_command(voice)`` (the command that installs it), ``apt_packages(voice)`` (the
+Debian packages it needs, which ``make voices`` reads from :func:`apt_packages`; ``NONFREE``
+names the voices that ``make voices NONFREE=1`` installs), ``pitch_control(voice)`` and
 ``synthesize(text, voice, style) -> Rendered``.
 What an engine cannot render natively (pitch and pitch range on some voices) is reported
 in :attr:`Rendered.native_pitch`, and the corpus renders it by resampling instead.
@@ -75,6 +76,20 @@ def split_voice(name: str) -> tuple[str, str]:
 
 ALL_VOICES = ("flite:kal16", "flite:awb", "flite:rms", "flite:slt", "festival:kal", "festival:ked", "festival:slt",
               "piper:joe", "festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3")
+
+
+def apt_packages(nonfree: bool = False) -> list[str]:
+    """The Debian packages of :data:`ALL_VOICES`: those from Debian's main archive, or with
+    ``nonfree`` those from its contrib and non-free components (the engines' ``NONFREE``
+    voices) that the main ones do not already hold. ``make voices`` installs these."""
+    free: list[str] = []
+    extra: list[str] = []
+    for name in ALL_VOICES:
+        engine, voice = split_voice(name)
+        module = engine_module(engine)
+        into = extra if voice in getattr(module, "NONFREE", ()) else free
+        into += [package for package in module.apt_packages(voice) if package not in into]
+    return [package for package in extra if package not in free] if nonfree else free
 
 
 def installed_voices() -> list[str]:

@@ -55,9 +55,14 @@ def available(voice: str = "") -> bool:
     return not voice or (VOICE_ROOT / VOICES[voice][1]).is_dir()
 
 
+def apt_packages(voice: str) -> list[str]:
+    """The Debian packages that install ``voice`` (from contrib and non-free for :data:`NONFREE`)."""
+    return ["festival", PACKAGES[voice]]
+
+
 def install_command(voice: str) -> str:
-    """The apt command that installs ``voice`` (from contrib and non-free for :data:`NONFREE`)."""
-    return f"apt-get install festival {PACKAGES[voice]}"
+    """The apt command that installs ``voice``."""
+    return f"apt-get install {' '.join(apt_packages(voice))}"
 
 
 def pitch_control(voice: str) -> bool:

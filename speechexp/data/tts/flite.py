@@ -16,7 +16,6 @@ import soundfile as sf
 
 from speechexp.data.tts import Rendered, Style
 
-INSTALL = "apt-get install flite"
 # voice -> (F0 mean Hz, F0 standard deviation Hz) targets as shipped, or None: no F0 control
 VOICES: dict[str, tuple[float, float] | None] = {
     "kal16": (100.0, 15.0), "awb": (130.0, 18.0), "slt": (170.0, 22.0), "rms": None,
@@ -27,8 +26,13 @@ def available(voice: str = "") -> bool:
     return shutil.which("flite") is not None
 
 
+def apt_packages(voice: str) -> list[str]:
+    """The Debian packages that install ``voice`` (every voice is built into flite)."""
+    return ["flite"]
+
+
 def install_command(voice: str) -> str:
-    return INSTALL
+    return f"apt-get install {' '.join(apt_packages(voice))}"
 
 
 def pitch_control(voice: str) -> bool:

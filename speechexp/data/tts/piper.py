@@ -26,6 +26,11 @@ def available(voice: str = "") -> bool:
     return all(importlib.util.find_spec(p) is not None for p in packages)
 
 
+def apt_packages(voice: str) -> list[str]:
+    """None: Piper and its voices come from PyPI (:data:`INSTALL`)."""
+    return []
+
+
 def install_command(voice: str) -> str:
     return INSTALL
 
