@@ -95,12 +95,21 @@ def test_readme_command_runs(command, workspace):
         return
     if module == "prepare":
         corpus = next((a for a in args if a.startswith("dataset.root=")), None)
-        result = run_cli(module, *args, *(() if corpus else ("dataset.preparer.n_examples=20",)), cwd=workspace)
+        voices = "experiment=asr_emotion_voices" in args
+        tiny = ("dataset.preparer.n_examples=20",)  # the tiny data of the command's dataset
+        if corpus:
+            tiny = ()
+        elif any("asr_emotion" in a for a in args):
+            tiny = TINY_ASR[:3] + (("dataset.preparer.speakers_per_voice=1",) if voices else ())
+        result = run_cli(module, *args, *tiny, cwd=workspace)
         if corpus:  # no corpus here: refused in one sentence naming the folder to pass
             assert result.returncode == 1 and "Traceback" not in result.stderr
             assert result.stderr.strip().splitlines()[-1].startswith("Error: ") and "dataset.root" in result.stderr
+        elif voices and not set(experiment_voices()) <= set(installed_voices()):
+            assert result.returncode == 1 and "make voices" in result.stderr.strip().splitlines()[-1], result.stderr
         else:
             assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+            assert (workspace / result.stdout.strip().splitlines()[-1]).is_dir()  # the folder it prints
         return
     if module in ("infer", "export"):  # composed; and run where its checkpoint was trained here and its input exists
         result = run_cli(module, *args, "--cfg", "job", "--resolve", cwd=workspace)
