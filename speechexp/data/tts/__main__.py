@@ -7,7 +7,8 @@ import argparse
 
 from speechexp.data.tts import apt_packages
 
-parser = argparse.ArgumentParser(prog="python -m speechexp.data.tts", description="Print the Debian packages of the offline voices.")
+parser = argparse.ArgumentParser(prog="python -m speechexp.data.tts",
+                                 description="Print the Debian packages of the offline voices.")
 parser.add_argument("--apt-packages", action="store_true", required=True,
                     help="print the Debian packages of the voices from Debian's main archive")
 parser.add_argument("--nonfree", action="store_true",
