@@ -136,7 +136,8 @@ def main() -> None:
             rows += table_rows(folder, results, counts, vocabulary, known)
     print(f"checkpoint: {args.ckpt}  decoder: {' '.join([args.decoder, *args.set])}\n")
     # a UAR column only where emotions are given, a PER column only for a model with a phoneme head
-    optional = [(name, key) for name, key in (("PER", "per"), ("UAR", "uar")) if any(row[key] is not None for row in rows)]
+    optional = [(name, key) for name, key in (("PER", "per"), ("UAR", "uar"))
+                if any(row[key] is not None for row in rows)]
     with_seen = known is not None
     print("| set | utterances | CER | WER |" + "".join(f" {name} |" for name, _ in optional)
           + (" words seen in training |" if with_seen else "")

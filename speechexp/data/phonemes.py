@@ -2,7 +2,8 @@
 
 English letters map onto sounds irregularly, so a small recogniser trained to spell may
 learn each word's letters rather than its sounds; the phonemes are what the audio says (a
-hypothesis: measured without a gain on people, docs/results.md#real-voices). The recogniser can learn them beside the characters
+hypothesis: measured without a gain on people, docs/results.md#real-voices). The recogniser
+can learn them beside the characters
 (``dataset.datamodule.phonemes=true``, ``task.module.phoneme_weight``), and
 ``decoder=beam_phonemes`` spells words by looking their phonemes up in an English lexicon
 (:mod:`speechexp.inference.decoders`).
