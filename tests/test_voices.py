@@ -74,6 +74,23 @@ def test_the_default_espeak_corpus_keeps_its_folder_and_plan():
     assert EmotionalSpeechPreparer(voices=NATURAL, speakers_per_voice=2).fingerprint() != default.fingerprint()
 
 
+def test_voices_all_joins_its_extra_voices_to_natural_and_keeps_the_whole_lists_folder():
+    from speechexp.runs.build import build_preparer
+    from tests.conftest import compose_config
+
+    def preparer(*overrides):
+        return build_preparer(compose_config("train", ["experiment=asr_emotion_voices", *overrides]).dataset)
+
+    natural, everything = preparer(), preparer("dataset/voices=all")
+    extra = ["festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3"]
+    assert everything.voices == natural.voices + extra and everything.extra_voices is None
+    assert natural.fingerprint() == "49aa027dcd"  # the experiment's corpus folder
+    assert everything.fingerprint() == preparer(f"dataset.preparer.voices=[{','.join(natural.voices + extra)}]").fingerprint()
+    assert everything.fingerprint() != natural.fingerprint()
+    repeated = EmotionalSpeechPreparer(voices=NATURAL, extra_voices=["flite:awb", "festival:us1"], speakers_per_voice=1)
+    assert repeated.voices == NATURAL + ["festival:us1"]  # a voice named twice is one voice
+
+
 def test_held_out_voices_are_whole_and_never_in_training():
     rows = plan()
     by_source = {}

@@ -77,7 +77,7 @@ NATURAL_LEVEL_DBFS = -28.0
 # Fields that add to the espeak corpus; at these values the corpus (and its fingerprint) is
 # the espeak-only one.
 EXTENSION_DEFAULTS: dict[str, Any] = {
-    "voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None, "warp_spread": 0.06,
+    "voices": None, "extra_voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None, "warp_spread": 0.06,
     "raised_fraction": 1 / 3,
     "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "general_max_words": 6,
     "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
@@ -134,6 +134,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     seed: int = 0
     num_workers: int | None = None
     voices: list[str] | None = None
+    extra_voices: list[str] | None = None
     speakers_per_voice: int = 0
     val_voices: list[str] | None = None
     test_voices: list[str] | None = None
@@ -146,6 +147,14 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     degrade: float = 0.0
     degrade_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
     degrade_rt60_s: list[float] = field(default_factory=lambda: [0.15, 0.6])
+
+    def __post_init__(self) -> None:
+        # A voices option that adds to another (dataset/voices=all over natural) names only its
+        # own voices: Hydra replaces lists, it cannot append. They join ``voices`` here, so the
+        # corpus (and its fingerprint) is the one the whole list would give.
+        if self.extra_voices:
+            self.voices = list(self.voices or []) + [v for v in self.extra_voices if v not in (self.voices or [])]
+            self.extra_voices = None
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields plus the resolved voices and prosody targets, so that changing the
