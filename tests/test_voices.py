@@ -13,7 +13,8 @@ import pytest
 from speechexp.data import channel, tts
 from speechexp.data.emotional_speech import NATURAL_LEVEL_DBFS, EmotionalSpeechPreparer, parse_channel
 from speechexp.errors import SpeechexpError
-from tests.conftest import REPO, cli_env
+from speechexp.runs.build import build_preparer
+from tests.conftest import REPO, cli_env, compose_config
 
 NATURAL = ["flite:kal16", "flite:awb", "flite:rms", "piper:joe", "festival:ked"]
 
@@ -75,9 +76,6 @@ def test_the_default_espeak_corpus_keeps_its_folder_and_plan():
 
 
 def test_voices_all_joins_its_extra_voices_to_natural_and_keeps_the_whole_lists_folder():
-    from speechexp.runs.build import build_preparer
-    from tests.conftest import compose_config
-
     def preparer(*overrides):
         return build_preparer(compose_config("train", ["experiment=asr_emotion_voices", *overrides]).dataset)
 
@@ -85,7 +83,8 @@ def test_voices_all_joins_its_extra_voices_to_natural_and_keeps_the_whole_lists_
     extra = ["festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3"]
     assert everything.voices == natural.voices + extra and everything.extra_voices is None
     assert natural.fingerprint() == "49aa027dcd"  # the experiment's corpus folder
-    assert everything.fingerprint() == preparer(f"dataset.preparer.voices=[{','.join(natural.voices + extra)}]").fingerprint()
+    spelled_out = preparer(f"dataset.preparer.voices=[{','.join(natural.voices + extra)}]")
+    assert everything.fingerprint() == spelled_out.fingerprint()
     assert everything.fingerprint() != natural.fingerprint()
     repeated = EmotionalSpeechPreparer(voices=NATURAL, extra_voices=["flite:awb", "festival:us1"], speakers_per_voice=1)
     assert repeated.voices == NATURAL + ["festival:us1"]  # a voice named twice is one voice

@@ -77,8 +77,8 @@ NATURAL_LEVEL_DBFS = -28.0
 # Fields that add to the espeak corpus; at these values the corpus (and its fingerprint) is
 # the espeak-only one.
 EXTENSION_DEFAULTS: dict[str, Any] = {
-    "voices": None, "extra_voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None, "warp_spread": 0.06,
-    "raised_fraction": 1 / 3,
+    "voices": None, "extra_voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None,
+    "warp_spread": 0.06, "raised_fraction": 1 / 3,
     "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "general_max_words": 6,
     "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
     "degrade_rt60_s": [0.15, 0.6],
