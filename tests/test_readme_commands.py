@@ -96,11 +96,12 @@ def test_readme_command_runs(command, workspace):
     if module == "prepare":
         corpus = next((a for a in args if a.startswith("dataset.root=")), None)
         voices = "experiment=asr_emotion_voices" in args
-        tiny = ("dataset.preparer.n_examples=20",)  # the tiny data of the command's dataset
         if corpus:
             tiny = ()
-        elif any("asr_emotion" in a for a in args):
+        elif any("asr_emotion" in a for a in args):  # the tiny data of the command's dataset
             tiny = TINY_ASR[:3] + (("dataset.preparer.speakers_per_voice=1",) if voices else ())
+        else:
+            tiny = TINY[:1]
         result = run_cli(module, *args, *tiny, cwd=workspace)
         if corpus:  # no corpus here: refused in one sentence naming the folder to pass
             assert result.returncode == 1 and "Traceback" not in result.stderr
