@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
         [--decoder greedy|beam|beam_lm|beam_english|beam_phonemes] [--set decoder.lm_weight=2 ...] [--corpus DIR]
-        [--speak flite:awb ...] [--json OUT]
+        [--speak flite:awb ...] [--reference pocketsphinx] [--json OUT]
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
 are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
@@ -13,7 +13,10 @@ does (the same predictions), and one markdown table row is printed per source an
 says how many of the set's distinct words the training split's transcripts contain. With
 ``--speak VOICE`` each folder's transcripts are also said by that TTS voice (as shipped) and
 scored beside the recordings: the same words in a known voice tell the words' share of the
-errors from the voices'.
+errors from the voices'. With ``--reference pocketsphinx`` every set is also read by
+PocketSphinx's US English recogniser (``pip install 'speechexp[reference]'``), whose acoustic
+model was trained on recordings of people: its rows say what a recogniser that has heard
+people, with a 126052-word dictionary and a general language model, reads in the same files.
 """
 
 from __future__ import annotations
@@ -26,13 +29,20 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import librosa
+import numpy as np
+from torchmetrics.functional.text import char_error_rate, word_error_rate
+
+from speechexp.data.corpora.folder import LabelledFolderPreparer
 from speechexp.data.text import CharTokenizer
 from speechexp.data.tts import Style, check_installed, synthesize
 from speechexp.errors import SpeechexpError
-from speechexp.io import write_csv_atomic, write_wav_atomic
+from speechexp.io import read_wav, write_csv_atomic, write_wav_atomic
 
 DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
+POCKETSPHINX_RATE = 16000  # its US English acoustic model's sample rate
 
 
 def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path,
@@ -53,6 +63,41 @@ def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path,
             counts[row["source"]] += 1
             vocabulary.setdefault(row["source"], set()).update(row["text"].split())
     return results, counts, vocabulary
+
+
+def pocketsphinx_decoder() -> Any:
+    """PocketSphinx's US English recogniser with its default acoustic model, dictionary and
+    trigram language model, as its wheel ships them; one sentence when it is not installed."""
+    try:
+        from pocketsphinx import Decoder
+    except ImportError:
+        sys.exit("--reference pocketsphinx needs PocketSphinx; install it with "
+                 ".venv/bin/pip install 'speechexp[reference]' (or pip install pocketsphinx).")
+    return Decoder(samprate=POCKETSPHINX_RATE, loglevel="FATAL")
+
+
+def pocketsphinx_results(decoder: Any, folder: Path) -> tuple[dict, Counter, dict[str, set[str]]]:
+    """``decoder`` (:func:`pocketsphinx_decoder`) on every row of ``folder``, scored as
+    ``evaluate_folder``'s results are: CER and WER overall and per source, of transcripts
+    normalised alike."""
+    tokenizer = CharTokenizer(umlauts="keep")
+    said: dict[str, list[tuple[str, str]]] = {}  # source -> (hypothesis, transcript) pairs
+    try:
+        rows = LabelledFolderPreparer(root=str(folder)).index()
+    except SpeechexpError as error:
+        sys.exit(str(error))
+    for row in rows:
+        audio = librosa.resample(read_wav(row["path"]), orig_sr=row["sample_rate"], target_sr=POCKETSPHINX_RATE)
+        decoder.start_utt()
+        decoder.process_raw((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp().hypstr if decoder.hyp() is not None else ""
+        said.setdefault(row["source"], []).append((tokenizer.normalize(hypothesis), row["text"]))
+    pairs = {"": [pair for source in said.values() for pair in source], **{f"/{s}": p for s, p in said.items()}}
+    results = {f"test/{name}{key}": float(metric([h for h, _ in p], [t for _, t in p]))
+               for key, p in pairs.items() for name, metric in (("cer", char_error_rate), ("wer", word_error_rate))}
+    vocabulary = {source: {w for _, text in p for w in text.split()} for source, p in said.items()}
+    return results, Counter({source: len(p) for source, p in said.items()}), vocabulary
 
 
 def spoken_folder(folder: Path, voice: str, out: Path) -> Path:
@@ -116,6 +161,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="the checkpoint's corpus folder: count each set's words heard in training")
     parser.add_argument("--speak", action="append", default=[], metavar="ENGINE:VOICE",
                         help="also score each folder's transcripts said by this TTS voice, e.g. flite:awb (repeatable)")
+    parser.add_argument("--reference", choices=["pocketsphinx"],
+                        help="also read every set with a recogniser trained on people (pip install 'speechexp[reference]')")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
@@ -126,6 +173,7 @@ def main() -> None:
     except SpeechexpError as error:
         sys.exit(str(error))
     known = training_words(args.corpus) if args.corpus else None
+    reference = pocketsphinx_decoder() if args.reference else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         spoken = [spoken_folder(folder, voice, Path(tmp) / "spoken" / str(number))  # numbered: folders may share a name
@@ -134,6 +182,9 @@ def main() -> None:
             results, counts, vocabulary = evaluate_folder(args.ckpt, folder.resolve(), args.decoder,
                                                           Path(tmp) / str(number), args.set)
             rows += table_rows(folder, results, counts, vocabulary, known)
+            if reference is not None:
+                rows += [{**row, "set": f"{row['set']} ({args.reference})"}
+                         for row in table_rows(folder, *pocketsphinx_results(reference, folder), known)]
     print(f"checkpoint: {args.ckpt}  decoder: {' '.join([args.decoder, *args.set])}\n")
     # a UAR column only where emotions are given, a PER column only for a model with a phoneme head
     optional = [(name, key) for name, key in (("PER", "per"), ("UAR", "uar"))

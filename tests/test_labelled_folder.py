@@ -4,7 +4,9 @@ index, its one-sentence refusals, per-source metrics, and scripts/bench_real_voi
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,16 +192,60 @@ def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
     (corpus / "metadata.csv").write_text("path,text,split\nx.wav,The red CUP.,train\ny.wav,please take,train\n"
                                          "z.wav,the key,val\n")
     done = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
-                           "--corpus", str(corpus), "--json", str(tmp_path / "rows.json")],
+                           "--corpus", str(corpus), "--reference", "pocketsphinx", "--json", str(tmp_path / "rows.json")],
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [(r["set"], r["utterances"], r["seen"]) for r in rows] == [
-        ("mine/a", 2, "5 of 6"), ("mine/b", 2, "1 of 7"), ("mine", 4, "5 of 12")]
+        ("mine/a", 2, "5 of 6"), ("mine/b", 2, "1 of 7"), ("mine", 4, "5 of 12"),
+        ("mine/a (pocketsphinx)", 2, "5 of 6"), ("mine/b (pocketsphinx)", 2, "1 of 7"), ("mine (pocketsphinx)", 4, "5 of 12")]
     assert "| mine/a | 2 |" in done.stdout and "5 of 6 |" in done.stdout and all(0 <= r["cer"] for r in rows)
+    assert "| mine (pocketsphinx) | 4 |" in done.stdout
     missing = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
                               "--corpus", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
     assert missing.returncode != 0 and "has no metadata.csv" in missing.stderr
+
+
+def load_bench():
+    """scripts/bench_real_voices.py as a module."""
+    spec = importlib.util.spec_from_file_location("bench_real_voices", REPO / "scripts" / "bench_real_voices.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_pocketsphinx_reference_reads_clear_speech_at_any_rate_and_scores_it_per_source(tmp_path):
+    """Digits from espeak's en-us+f2, which PocketSphinx reads word for word, at 22.05 and 44.1 kHz
+    (resampled to its 16 kHz, scaled to 16 bits: a slip in either reads them wrong), and a source
+    whose transcript is not what its file says."""
+    bench = load_bench()
+    said = [("digits/a.wav", "one two three", "one two three", 22050),
+            ("digits/b.wav", "four five six", "four five six", 44100),
+            ("other/c.wav", "thank you very much", "nine four", 16000)]  # path, spoken, transcript, rate
+    for path, spoken, _, rate in said:
+        audio = librosa.resample(espeak.synthesize(spoken, "en-us+f2"), orig_sr=espeak.sample_rate(), target_sr=rate)
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        sf.write(tmp_path / path, np.pad(audio, int(0.3 * rate)), rate)
+    with (tmp_path / "transcripts.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([("path", "text"), *[(path, text) for path, _, text, _ in said]])
+    results, counts, vocabulary = bench.pocketsphinx_results(bench.pocketsphinx_decoder(), tmp_path)
+    assert counts == {"digits": 2, "other": 1} and vocabulary == {"digits": {"one", "two", "three", "four", "five", "six"},
+                                                                  "other": {"nine", "four"}}
+    assert results["test/cer/digits"] == 0.0 and results["test/wer/digits"] == 0.0
+    assert set(results) == {f"test/{m}{s}" for m in ("cer", "wer") for s in ("", "/digits", "/other")}
+    assert 0 < results["test/cer"] < results["test/cer/other"]  # the overall rate pools both sources' characters
+
+
+def test_bench_real_voices_names_a_missing_reference_recogniser_before_any_work(tmp_path):
+    fake = tmp_path / "fake" / "pocketsphinx"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "fake")}
+    done = subprocess.run([sys.executable, "scripts/bench_real_voices.py", "no.ckpt", "--reference", "pocketsphinx"],
+                          capture_output=True, text=True, cwd=REPO, env=env)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("--reference pocketsphinx needs PocketSphinx; install it with "
+                                   ".venv/bin/pip install 'speechexp[reference]' (or pip install pocketsphinx).")
 
 
 def test_voice_folder_lists_a_splits_utterances_of_the_sources_asked(tmp_path):
@@ -250,8 +296,6 @@ def test_bench_real_voices_also_scores_the_transcripts_said_by_a_tts_voice(check
 
 def test_spoken_folder_holds_the_voices_own_rendering_of_each_transcript_at_distinct_paths(tmp_path):
     """Each row is said anew by the voice (not copied), and x.flac / x.wav do not overwrite each other."""
-    import importlib.util
-
     from speechexp.data.tts import Style, flite, synthesize
 
     if not flite.available("awb"):
@@ -260,10 +304,7 @@ def test_spoken_folder_holds_the_voices_own_rendering_of_each_transcript_at_dist
     sf.write(root / "a" / "two.wav", np.zeros(800), 8000)  # a second "a/two", beside a/two.flac
     with (root / "transcripts.csv").open("a", newline="") as handle:
         csv.writer(handle).writerow(["a/two.wav", "the cat", "", "ignored"])
-    spec = importlib.util.spec_from_file_location("bench_real_voices", REPO / "scripts" / "bench_real_voices.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    spoken = bench.spoken_folder(root, "flite:awb", tmp_path / "out")
+    spoken = load_bench().spoken_folder(root, "flite:awb", tmp_path / "out")
     with (spoken / "transcripts.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["text"] for r in rows] == [t for _, t, _, _ in SAID] + ["the cat"]
