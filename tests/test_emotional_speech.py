@@ -42,6 +42,18 @@ def test_espeak_synthesises_distinct_voices_in_memory():
     assert np.array_equal(a, espeak.synthesize("Hello there, how are you?", "en-us+m3"))
 
 
+def test_espeak_corpus_voices_do_not_depend_on_what_was_synthesised_before():
+    """The corpus' workers synthesise in any order: every human variant, with and without
+    prosody and a seed, says the same samples again after all the others in shuffled order."""
+    calls = [(text, f"en-us+{variant}", espeak.Prosody(rate=rate, pitch=pitch), seed)
+             for number, variant in enumerate(espeak.HUMAN_VARIANTS)
+             for text, rate, pitch, seed in (("front right", 175, 50, 0), ("Where is the bag?", 140, 70, number))]
+    first = [espeak.synthesize(*call) for call in calls]
+    order = np.random.default_rng(0).permutation(len(calls))
+    again = {int(i): espeak.synthesize(*calls[i]) for i in order}
+    assert all(np.array_equal(first[i], again[i]) for i in range(len(calls)))
+
+
 def test_espeak_unknown_voice_is_a_user_error():
     with pytest.raises(SpeechexpError, match="no voice named 'xx-nope"):
         espeak.synthesize("hi", "xx-nope+zz")

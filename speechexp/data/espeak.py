@@ -239,8 +239,10 @@ def synthesize(text: str, voice: str, prosody: Prosody | None = None, seed: int 
     """Synthesise ``text`` with espeak-ng voice ``voice`` (e.g. ``"en-us+m3"``).
 
     Returns mono float32 audio ``[time]`` in [-1, 1] at :func:`sample_rate` Hz; the same
-    arguments give the same samples. Thread-safe but serialised: espeak-ng has one global
-    state per process.
+    arguments give the same samples, whatever the process synthesised before, as long as it
+    used no Klatt-synthesiser variant (``klatt``, ``adam``, ``edward``...; not in
+    :data:`HUMAN_VARIANTS`): their state carries over into later utterances, other voices'
+    too. Thread-safe but serialised: espeak-ng has one global state per process.
     """
     with _lock:
         return _engine().synth(text, voice, prosody or Prosody(), seed)
