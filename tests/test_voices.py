@@ -147,6 +147,39 @@ def test_general_text_and_channels_take_their_shares():
                                     general_max_words=bad).texts()
 
 
+def test_domain_phrases_are_said_by_every_training_voice_and_never_held_out(tmp_path):
+    base = plan()
+    held_out = next(r["text"] for r in base if r["split"] == "test")  # a test sentence, about to become training text
+    phrases = ["front left", "rear right", held_out.lower().strip(".?!")]  # matched as the tokenizer spells them
+    rows = plan(domain_text=phrases, domain_share=0.3)
+    train = [r for r in rows if r["split"] == "train"]
+    said = [r for r in rows if r["text"] in phrases]
+    assert {r["split"] for r in said} == {"train"} and 0.2 < len(said) / len(train) < 0.4
+    assert {r["source"] for r in said} == {r["source"] for r in train}  # espeak and every natural training voice
+    assert {r["text"] for r in said} == set(phrases)
+    assert held_out in {r["text"] for r in base if r["split"] == "test"}
+    assert held_out not in {r["text"] for r in rows if r["split"] != "train"}
+    # without phrases the share changes nothing: the same plan and folder
+    assert plan(domain_share=0.5) == base
+    assert EmotionalSpeechPreparer(domain_share=0.5).fingerprint() == EmotionalSpeechPreparer().fingerprint()
+    assert EmotionalSpeechPreparer(domain_text=["front left"]).fingerprint() != EmotionalSpeechPreparer().fingerprint()
+    # a file of phrases (one per line, or a CSV's text column) is the list it holds, in the fingerprint as such
+    (tmp_path / "phrases.txt").write_text("front left\n\n  rear   right \nfront left\n")
+    (tmp_path / "transcripts.csv").write_text("path,text\na.wav,front left\nb.wav,rear right\n")
+    listed = EmotionalSpeechPreparer(domain_text=["front left", "rear right"])
+    for name in ("phrases.txt", "transcripts.csv"):
+        from_file = EmotionalSpeechPreparer(domain_file=str(tmp_path / name))
+        assert from_file.domain_text == ["front left", "rear right"] and from_file.domain_file is None
+        assert from_file.fingerprint() == listed.fingerprint()
+    (tmp_path / "bad.csv").write_text("path,words\na.wav,front left\n")
+    for fields, message in ((dict(domain_file=str(tmp_path / "missing.txt")), "is missing or not UTF-8 text"),
+                            (dict(domain_file=str(tmp_path / "bad.csv")), "has no text column"),
+                            (dict(domain_text=["  "]), "needs at least one phrase"),
+                            (dict(domain_text=["a"], domain_share=1.5), "domain_share in \\(0, 1\\]")):
+        with pytest.raises(SpeechexpError, match=message):
+            EmotionalSpeechPreparer(**fields)
+
+
 def test_general_word_sequences_are_seeded_distinct_and_sized():
     pytest.importorskip("wordfreq")
     from speechexp.data.general_text import word_list, word_sequences

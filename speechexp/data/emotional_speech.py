@@ -14,11 +14,15 @@ pseudo-speakers with their own vocal-tract warp, pitch and rate; ``val_voices`` 
 people). ``general_text`` is the share of utterances that say general English word
 sequences (:mod:`speechexp.data.general_text`) instead of grammar sentences, and
 ``degrade`` the share of training utterances sent through a drawn room, noise or phone
-channel (:mod:`speechexp.data.channel`). All of them off gives the espeak corpus as before.
+channel (:mod:`speechexp.data.channel`). ``domain_text`` (or ``domain_file``) lists the
+phrases a user's recordings will say: a ``domain_share`` of the training utterances say one
+of them instead of their sentence, so that every voice teaches the recogniser those words.
+All of them off gives the espeak corpus as before.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import random
@@ -38,6 +42,7 @@ from speechexp.data.general_text import word_list, word_sequences
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.progress import progress
 from speechexp.data.sentences import sentence_bank
+from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_json_atomic, write_wav_atomic
 
@@ -81,8 +86,24 @@ EXTENSION_DEFAULTS: dict[str, Any] = {
     "warp_spread": 0.06, "raised_fraction": 1 / 3,
     "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "general_max_words": 6,
     "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
-    "degrade_rt60_s": [0.15, 0.6],
+    "degrade_rt60_s": [0.15, 0.6], "domain_text": None, "domain_file": None, "domain_share": 0.1,
 }
+
+
+def read_phrases(path: Path) -> list[str]:
+    """The phrases of ``path``: a CSV's ``text`` column (a labelled folder's ``transcripts.csv``)
+    or, for any other file, its non-empty lines."""
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        raise SpeechexpError(f"dataset.preparer.domain_file={path} is missing or not UTF-8 text; give a file with "
+                             "one phrase per line or a CSV with a text column.") from None
+    if path.suffix.lower() != ".csv":
+        return [line.strip() for line in content.splitlines() if line.strip()]
+    rows = list(csv.DictReader(content.splitlines()))
+    if not rows or "text" not in rows[0]:
+        raise SpeechexpError(f"dataset.preparer.domain_file={path} has no text column; add a header with text.")
+    return [row["text"] for row in rows if (row["text"] or "").strip()]
 
 
 def available_cores() -> int:
@@ -147,6 +168,9 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     degrade: float = 0.0
     degrade_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
     degrade_rt60_s: list[float] = field(default_factory=lambda: [0.15, 0.6])
+    domain_text: list[str] | None = None
+    domain_file: str | None = None
+    domain_share: float = 0.1
 
     def __post_init__(self) -> None:
         # A voices option that adds to another (dataset/voices=all over natural) names only its
@@ -155,6 +179,17 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         if self.extra_voices:
             self.voices = list(self.voices or []) + [v for v in self.extra_voices if v not in (self.voices or [])]
             self.extra_voices = None
+        # The file's phrases join domain_text here, so the fingerprint holds the phrases, not a path.
+        if self.domain_file:
+            self.domain_text = list(self.domain_text or []) + read_phrases(Path(self.domain_file))
+            self.domain_file = None
+        if self.domain_text is not None:
+            self.domain_text = list(dict.fromkeys(" ".join(str(t).split()) for t in self.domain_text if str(t).strip()))
+            if not self.domain_text or not 0 < self.domain_share <= 1:
+                raise SpeechexpError(
+                    f"dataset.preparer.domain_text needs at least one phrase and a domain_share in (0, 1] "
+                    f"(got {len(self.domain_text)} phrases, domain_share={self.domain_share}); fix them or set "
+                    "domain_text=null.")
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields plus the resolved voices and prosody targets, so that changing the
@@ -165,6 +200,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         if not self.natural_voices():  # the espeak-only corpus keeps its folder name
             for key in ("voices", "speakers_per_voice", "val_voices", "test_voices", "warp_spread", "raised_fraction"):
                 fields.pop(key)
+        if not self.domain_text:  # a share of no phrases changes nothing
+            fields.pop("domain_share")
         for key, default in EXTENSION_DEFAULTS.items():
             if key in fields and fields[key] == default:
                 fields.pop(key)
@@ -250,8 +287,19 @@ class EmotionalSpeechPreparer(DatasetPreparer):
             range(len(general)), self.val_fraction, self.test_fraction, self.seed + 11).items()})
         voices = self.espeak_voices()
         speaker_split = split_groups(voices, self.val_fraction, self.test_fraction, self.seed + 2)
-        pools = {s: [i for i in range(len(grammar)) if sentence_split[i] == s] for s in SPLITS}
-        general_pools = {s: [i for i in range(len(grammar), len(texts)) if sentence_split[i] == s] for s in SPLITS}
+        normalize = CharTokenizer().normalize
+        domain = {normalize(t) for t in self.domain_text or []}
+
+        def pool_of(ids: range, split: str) -> list[int]:  # what training says is never held-out text
+            return [i for i in ids if sentence_split[i] == split
+                    and (split == "train" or not domain or normalize(texts[i]) not in domain)]
+
+        pools = {s: pool_of(range(len(grammar)), s) for s in SPLITS}
+        general_pools = {s: pool_of(range(len(grammar), len(texts)), s) for s in SPLITS}
+        domain_text = list(self.domain_text or [])
+        domain_ids = list(range(len(texts), len(texts) + len(domain_text)))
+        texts += domain_text
+        sentence_split.update({i: "train" for i in domain_ids})  # the domain phrases are training text
         sentences = [{"sentence_id": i, "text": t, "split": sentence_split[i]} for i, t in enumerate(texts)]
 
         rng = np.random.default_rng(self.seed + 3)
@@ -269,7 +317,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                 "volume": 100.0 * max(0.5, 1 + sr * SPEAKER_SPREAD["volume"] * rng.standard_normal()),
             }
             n = self.utterances_per_speaker
-            chosen = self._choose_texts(rng, pool, general_pools[split], n)
+            chosen = self._choose_texts(rng, pool, general_pools[split], n, domain_ids if split == "train" else [])
             offset = index % len(self.emotions)  # rotate so leftovers stay balanced overall
             emotions = [self.emotions[(k + offset) % len(self.emotions)] for k in range(n)]
             rng.shuffle(emotions)
@@ -294,23 +342,26 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                     "tilt": round(float(np.clip(tilt, -1, 1)), 3),
                     "source": "espeak", "warp": 1.0,
                 })
-        utterances += self._plan_natural(rng, texts, pools, general_pools, sentence_split)
+        utterances += self._plan_natural(rng, texts, pools, general_pools, domain_ids)
         self._plan_channels(utterances)
         return utterances, sentences
 
-    def _choose_texts(self, rng: np.random.Generator, pool: list[int], general_pool: list[int], n: int) -> list[int]:
+    def _choose_texts(self, rng: np.random.Generator, pool: list[int], general_pool: list[int], n: int,
+                      domain_pool: list[int]) -> list[int]:
         """``n`` sentence ids from ``pool`` (grammar), each replaced with probability
-        ``general_text`` by one from ``general_pool``."""
+        ``general_text`` by one from ``general_pool``, then with probability ``domain_share``
+        by one from ``domain_pool`` (empty outside training: no draws, the corpus unchanged)."""
         order = rng.permutation(len(pool))
         chosen = [pool[order[k % len(pool)]] for k in range(n)]
-        if general_pool and self.general_text > 0:
-            swap = rng.random(n) < self.general_text
-            picks = rng.choice(general_pool, size=n)
-            chosen = [int(g) if s else c for c, g, s in zip(chosen, picks, swap)]
+        for share, extra in ((self.general_text, general_pool), (self.domain_share, domain_pool)):
+            if extra and share > 0:
+                swap = rng.random(n) < share
+                picks = rng.choice(extra, size=n)
+                chosen = [int(g) if s else c for c, g, s in zip(chosen, picks, swap)]
         return chosen
 
     def _plan_natural(self, rng: np.random.Generator, texts: list[str], pools: dict, general_pools: dict,
-                      sentence_split: dict) -> list[dict[str, Any]]:
+                      domain_ids: list[int]) -> list[dict[str, Any]]:
         """Utterances of the natural voices' pseudo-speakers. Each pseudo-speaker has a
         vocal-tract warp (log-normal, ``warp_spread``), a pitch and a rate baseline; a
         ``raised_fraction`` of the male voices' pseudo-speakers are raised into the
@@ -338,7 +389,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
             rate = max(0.6, 1 + self.speaker_spread * SPEAKER_SPREAD["rate"] * rng.standard_normal())
             volume = max(0.5, 1 + self.speaker_spread * SPEAKER_SPREAD["volume"] * rng.standard_normal())
             n = self.utterances_per_speaker
-            chosen = self._choose_texts(rng, pools[split], general_pools[split], n)
+            chosen = self._choose_texts(rng, pools[split], general_pools[split], n,
+                                        domain_ids if split == "train" else [])
             offset = index % len(self.emotions)
             emotions = [self.emotions[(k + offset) % len(self.emotions)] for k in range(n)]
             rng.shuffle(emotions)
