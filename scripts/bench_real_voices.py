@@ -40,6 +40,7 @@ from speechexp.data.text import CharTokenizer
 from speechexp.data.tts import Style, check_installed, synthesize
 from speechexp.errors import SpeechexpError
 from speechexp.io import read_wav, write_csv_atomic, write_wav_atomic
+from speechexp.tasks.asr_emotion import per_source_metrics
 
 DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
 POCKETSPHINX_RATE = 16000  # its US English acoustic model's sample rate
@@ -81,7 +82,6 @@ def pocketsphinx_results(decoder: Any, folder: Path) -> tuple[dict, Counter, dic
     ``evaluate_folder``'s results are: CER and WER overall and per source, of transcripts
     normalised alike."""
     tokenizer = CharTokenizer(umlauts="keep")
-    said: dict[str, list[tuple[str, str]]] = {}  # source -> (hypothesis, transcript) pairs
     try:
         rows = LabelledFolderPreparer(root=str(folder)).index()
     except SpeechexpError as error:
@@ -91,13 +91,14 @@ def pocketsphinx_results(decoder: Any, folder: Path) -> tuple[dict, Counter, dic
         decoder.start_utt()
         decoder.process_raw((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
         decoder.end_utt()
-        hypothesis = decoder.hyp().hypstr if decoder.hyp() is not None else ""
-        said.setdefault(row["source"], []).append((tokenizer.normalize(hypothesis), row["text"]))
-    pairs = {"": [pair for source in said.values() for pair in source], **{f"/{s}": p for s, p in said.items()}}
-    results = {f"test/{name}{key}": float(metric([h for h, _ in p], [t for _, t in p]))
-               for key, p in pairs.items() for name, metric in (("cer", char_error_rate), ("wer", word_error_rate))}
-    vocabulary = {source: {w for _, text in p for w in text.split()} for source, p in said.items()}
-    return results, Counter({source: len(p) for source, p in said.items()}), vocabulary
+        row["hypothesis"] = tokenizer.normalize(decoder.hyp().hypstr if decoder.hyp() is not None else "")
+    hypotheses, texts = [row["hypothesis"] for row in rows], [row["text"] for row in rows]
+    results = {"test/cer": float(char_error_rate(hypotheses, texts)), "test/wer": float(word_error_rate(hypotheses, texts)),
+               **per_source_metrics([{**row, "emotion": ""} for row in rows], [])}  # no emotions read here
+    vocabulary: dict[str, set[str]] = {}
+    for row in rows:
+        vocabulary.setdefault(row["source"], set()).update(row["text"].split())
+    return results, Counter(row["source"] for row in rows), vocabulary
 
 
 def spoken_folder(folder: Path, voice: str, out: Path) -> Path:
