@@ -93,7 +93,8 @@ def pocketsphinx_results(decoder: Any, folder: Path) -> tuple[dict, Counter, dic
         decoder.end_utt()
         row["hypothesis"] = tokenizer.normalize(decoder.hyp().hypstr if decoder.hyp() is not None else "")
     hypotheses, texts = [row["hypothesis"] for row in rows], [row["text"] for row in rows]
-    results = {"test/cer": float(char_error_rate(hypotheses, texts)), "test/wer": float(word_error_rate(hypotheses, texts)),
+    results = {"test/cer": float(char_error_rate(hypotheses, texts)),
+               "test/wer": float(word_error_rate(hypotheses, texts)),
                **per_source_metrics([{**row, "emotion": ""} for row in rows], [])}  # no emotions read here
     vocabulary: dict[str, set[str]] = {}
     for row in rows:
@@ -162,8 +163,8 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, help="the checkpoint's corpus folder: count each set's words heard in training")
     parser.add_argument("--speak", action="append", default=[], metavar="ENGINE:VOICE",
                         help="also score each folder's transcripts said by this TTS voice, e.g. flite:awb (repeatable)")
-    parser.add_argument("--reference", choices=["pocketsphinx"],
-                        help="also read every set with a recogniser trained on people (pip install 'speechexp[reference]')")
+    parser.add_argument("--reference", choices=["pocketsphinx"], help="also read every set with a recogniser "
+                        "trained on people (pip install 'speechexp[reference]')")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
