@@ -110,6 +110,28 @@ def test_formant_warp_moves_formants_by_different_ratios_and_keeps_the_bins_in_o
         SpecAugment(formant_warp=0.5)
 
 
+def test_time_warp_moves_a_frame_where_it_is_asked_keeps_the_ends_and_the_padding():
+    ramp = torch.arange(10.0).repeat(2, 1)[:, :, None].repeat(1, 1, 3)  # each frame holds its index
+    lengths = torch.tensor([10, 6])
+    warped = SpecAugment.time_warp_frames(ramp, lengths, torch.tensor([4.0, 2.0]), torch.tensor([2.0, 1.0]))
+    assert warped[0, 6, 0] == 4 and warped[1, 3, 0] == 2  # the point lands where it moved
+    assert warped[0, 0, 0] == 0 and warped[0, 9, 0] == 9 and warped[1, 5, 0] == 5  # the ends stay
+    assert torch.equal(warped[1, 6:], ramp[1, 6:])  # padding untouched
+    assert torch.allclose(warped[0, :7, 0], torch.arange(7.0) * 4 / 6)  # before: stretched evenly
+    assert torch.all(warped[:, 1:, 0] >= warped[:, :-1, 0])  # time never runs backwards
+    augment = SpecAugment(freq_masks=0, time_masks=0, time_warp=0.2).train()
+    features = torch.randn(64, 50, 4)
+    lengths = torch.randint(1, 51, (64,))
+    out = augment(features, lengths)
+    assert out.shape == features.shape and not torch.equal(out, features)
+    for row, length in enumerate(lengths.tolist()):  # first and last valid frames and padding are kept
+        assert torch.allclose(out[row, 0], features[row, 0]) and torch.allclose(out[row, length - 1], features[row, length - 1])
+        assert torch.equal(out[row, length:], features[row, length:])
+    assert torch.equal(augment.eval()(features, lengths), features)
+    with pytest.raises(ValueError, match="time_warp"):
+        SpecAugment(time_warp=0.5)
+
+
 # ---------------------------------------------------------------- encoder parts
 def test_reverse_within_lengths_keeps_padding_and_is_an_involution():
     x = torch.arange(2 * 5, dtype=torch.float).view(2, 5, 1)

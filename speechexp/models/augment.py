@@ -8,8 +8,11 @@ would (VTLP, Jaitly and Hinton, 2013): every frequency scaled by one factor draw
 utterance from ``[1 - freq_warp, 1 + freq_warp]``, on the mel bins' own frequencies, so a
 new speaker is heard every epoch. ``formant_warp`` bends that factor along the frequency
 axis (a smooth random curve, one per utterance), so formants move by different ratios, as
-they do between people whose vocal tracts differ in shape, not only in length. In
-``eval()`` mode the module returns its input unchanged.
+they do between people whose vocal tracts differ in shape, not only in length.
+``time_warp`` is SpecAugment's own time warp: a random point of each utterance moves by up
+to ``time_warp`` of its length, the frames before it stretched and those after it squeezed
+(or the other way round), so the utterance keeps its length (and its CTC labels) while its
+parts change speed, as people's do. In ``eval()`` mode the module returns its input unchanged.
 """
 
 from __future__ import annotations
@@ -43,11 +46,13 @@ class SpecAugment(nn.Module):
         formant_warp: the largest amplitude of each of three half-sine components
             (``sin(k pi u)``, ``u`` the bin's place on the mel axis, ``k = 1, 2, 3``) added
             to the log of ``freq_warp``'s factor (0: one factor for every frequency).
+        time_warp: the largest move of the time-warp point, as a fraction of the utterance's
+            valid length (0: none).
     """
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 10, time_masks: int = 2,
                  time_width: float = 0.05, fill: float = 0.0, freq_warp: float = 0.0, top_hz: float = 8000.0,
-                 formant_warp: float = 0.0):
+                 formant_warp: float = 0.0, time_warp: float = 0.0):
         super().__init__()
         if freq_masks < 0 or time_masks < 0 or freq_width < 0 or not 0.0 <= time_width <= 1.0:
             raise ValueError("SpecAugment needs non-negative mask counts and widths and 0 <= time_width <= 1")
@@ -55,7 +60,10 @@ class SpecAugment(nn.Module):
             raise ValueError("SpecAugment needs 0 <= freq_warp < 1 and a positive top_hz")
         if not 0.0 <= formant_warp < 0.5:
             raise ValueError("SpecAugment needs 0 <= formant_warp < 0.5")
+        if not 0.0 <= time_warp < 0.5:
+            raise ValueError("SpecAugment needs 0 <= time_warp < 0.5")
         self.freq_warp, self.top_hz, self.formant_warp = float(freq_warp), float(top_hz), float(formant_warp)
+        self.time_warp = float(time_warp)
         self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
         self.time_masks, self.time_width = int(time_masks), float(time_width)
         self.fill = float(fill)
@@ -63,7 +71,7 @@ class SpecAugment(nn.Module):
     def extra_repr(self) -> str:
         return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
                 f"time_masks={self.time_masks}, time_width={self.time_width}, freq_warp={self.freq_warp}, "
-                f"formant_warp={self.formant_warp}")
+                f"formant_warp={self.formant_warp}, time_warp={self.time_warp}")
 
     def warp(self, features: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         """``features [batch, frames, dim]`` with each row's spectrum scaled in frequency by
@@ -81,6 +89,29 @@ class SpecAugment(nn.Module):
         below = features.gather(2, lower[:, None, :].expand(-1, frames, -1))
         above = features.gather(2, upper[:, None, :].expand(-1, frames, -1))
         return below + (above - below) * frac[:, None, :]
+
+    @staticmethod
+    def time_warp_frames(features: torch.Tensor, lengths: torch.Tensor, points: torch.Tensor,
+                         moves: torch.Tensor) -> torch.Tensor:
+        """``features [batch, frames, dim]`` with each row's valid frames warped in time: the
+        frame at ``points [batch]`` (a place within the row's length) moves to ``points + moves``,
+        both sides scaled linearly to fit, interpolated between frames; padding stays as it is."""
+        frames = features.shape[1]
+        t = torch.arange(frames, device=features.device, dtype=torch.float32)[None, :]
+        length = lengths.float()[:, None]
+        point, target = points.float()[:, None], (points + moves).float()[:, None]
+        before = t * point / target.clamp(min=1e-6)
+        after = point + (t - target) * (length - 1 - point) / (length - 1 - target).clamp(min=1e-6)
+        source = torch.where(t < target, before, after).clamp(min=0)
+        source = torch.minimum(source, (length - 1).clamp(min=0))
+        source = torch.where(t < length, source, t)  # padding reads itself
+        lower = source.floor().long().clamp(max=frames - 1)
+        upper = (lower + 1).clamp(max=frames - 1)
+        frac = (source - lower.float()).to(features.dtype)[:, :, None]
+        dim = features.shape[2]
+        below = features.gather(1, lower[:, :, None].expand(-1, -1, dim))
+        above = features.gather(1, upper[:, :, None].expand(-1, -1, dim))
+        return below + (above - below) * frac
 
     def formant_curves(self, batch: int, dim: int, device: torch.device) -> torch.Tensor:
         """``[batch, dim]`` random smooth log-factors: ``sum_k a_k sin(k pi u)`` over
@@ -109,10 +140,16 @@ class SpecAugment(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``features [batch, frames, dim]``, ``lengths [batch]`` → masked features (training only)."""
         if not self.training or (self.freq_masks == 0 and self.time_masks == 0 and self.freq_warp == 0
-                                 and self.formant_warp == 0):
+                                 and self.formant_warp == 0 and self.time_warp == 0):
             return features
         batch, frames, dim = features.shape
         device = features.device
+        if self.time_warp:
+            valid = lengths.to(device).clamp(min=0, max=frames).float()
+            widest = self.time_warp * valid
+            points = widest + torch.rand(batch, device=device) * (valid - 1 - 2 * widest).clamp(min=0)
+            moves = (2 * torch.rand(batch, device=device) - 1) * widest
+            features = self.time_warp_frames(features, lengths.to(device), points, moves)
         if self.freq_warp or self.formant_warp:
             factors = (1.0 + (2 * torch.rand(batch, device=device) - 1) * self.freq_warp)[:, None]
             if self.formant_warp:
