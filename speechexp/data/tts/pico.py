@@ -1,9 +1,10 @@
 """SVOX Pico (Debian non-free ``libttspico-utils``): the US and British English voices of
 Android's original speech engine, each an HMM voice trained on recordings of one woman.
 
-Rate and pitch through Pico's own ``<speed>`` and ``<pitch>`` markup (whole percent; Pico
-clamps speed to 20-500 and pitch to 50-200). Pico has no control of the pitch *range*, so a
-style's ``pitch_range`` is not rendered by this engine.
+Rate and pitch through Pico's own ``<speed>`` and ``<pitch>`` markup (whole percent, kept
+within 20-500 and 50-200 here). Pico has no control of the pitch *range*, so a style's
+``pitch_range`` is not rendered by this engine (emotions still read at UAR 0.99 from its
+audio: docs/results.md#real-voices).
 """
 
 from __future__ import annotations
