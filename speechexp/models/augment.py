@@ -144,18 +144,17 @@ class SpecAugment(nn.Module):
             return features
         batch, frames, dim = features.shape
         device = features.device
+        lengths = lengths.to(device).clamp(min=0, max=frames)
         if self.time_warp:
-            valid = lengths.to(device).clamp(min=0, max=frames).float()
-            widest = self.time_warp * valid
-            points = widest + torch.rand(batch, device=device) * (valid - 1 - 2 * widest).clamp(min=0)
+            widest = self.time_warp * lengths.float()
+            points = widest + torch.rand(batch, device=device) * (lengths - 1 - 2 * widest).clamp(min=0)
             moves = (2 * torch.rand(batch, device=device) - 1) * widest
-            features = self.time_warp_frames(features, lengths.to(device), points, moves)
+            features = self.time_warp_frames(features, lengths, points, moves)
         if self.freq_warp or self.formant_warp:
             factors = (1.0 + (2 * torch.rand(batch, device=device) - 1) * self.freq_warp)[:, None]
             if self.formant_warp:
                 factors = factors * self.formant_curves(batch, dim, device).exp()
             features = self.warp(features, factors)
-        lengths = lengths.to(device).clamp(min=0, max=frames)
         mask = torch.zeros(batch, frames, dim, dtype=torch.bool, device=device)
         if self.freq_masks and self.freq_width:
             widest = torch.full((batch,), min(self.freq_width, dim), device=device)

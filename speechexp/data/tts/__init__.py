@@ -2,8 +2,8 @@
 
 A *voice* is named ``engine:voice`` (``flite:awb``, ``festival:ked``, ``piper:joe``). Each
 engine module offers ``VOICES`` (name -> what the engine needs), ``available()``,
-``install_command(voice)`` (the command that installs it), ``apt_packages(voice)`` (the
-Debian packages it needs, which ``make voices`` reads from :func:`apt_packages`; ``NONFREE``
+``apt_packages(voice)`` (the Debian packages it needs, which ``make voices`` reads from
+:func:`apt_packages`; an engine without any names its pip command in ``INSTALL``; ``NONFREE``
 names the voices that ``make voices NONFREE=1`` installs), ``pitch_control(voice)`` and
 ``synthesize(text, voice, style) -> Rendered``.
 What an engine cannot render natively (pitch and pitch range on some voices) is reported
@@ -99,6 +99,12 @@ def installed_voices() -> list[str]:
     return [name for name in ALL_VOICES if engine_module(split_voice(name)[0]).available(split_voice(name)[1])]
 
 
+def install_command(module: ModuleType, voice: str) -> str:
+    """The command that installs ``voice`` of engine ``module``: apt for its Debian packages, else its pip command."""
+    packages = module.apt_packages(voice)
+    return f"apt-get install {' '.join(packages)}" if packages else module.INSTALL
+
+
 def check_installed(voices: list[str]) -> None:
     """Raise one sentence naming the install command when an engine or voice is missing."""
     for name in voices:
@@ -107,7 +113,7 @@ def check_installed(voices: list[str]) -> None:
         if not module.available(voice):
             make = INSTALL_ALL + (" NONFREE=1" if voice in getattr(module, "NONFREE", ()) else "")
             raise SpeechexpError(f"Voice {name} needs the {engine} engine, which is not installed here; "
-                                 f"run `{make}` (or `{module.install_command(voice)}`).")
+                                 f"run `{make}` (or `{install_command(module, voice)}`).")
 
 
 def pitch_control(name: str) -> bool:

@@ -60,11 +60,6 @@ def apt_packages(voice: str) -> list[str]:
     return ["festival", PACKAGES[voice]]
 
 
-def install_command(voice: str) -> str:
-    """The apt command that installs ``voice``."""
-    return f"apt-get install {' '.join(apt_packages(voice))}"
-
-
 def pitch_control(voice: str) -> bool:
     return VOICES[voice][2] is not None
 

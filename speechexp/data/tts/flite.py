@@ -31,10 +31,6 @@ def apt_packages(voice: str) -> list[str]:
     return ["flite"]
 
 
-def install_command(voice: str) -> str:
-    return f"apt-get install {' '.join(apt_packages(voice))}"
-
-
 def pitch_control(voice: str) -> bool:
     return VOICES[voice] is not None
 

@@ -34,10 +34,6 @@ def apt_packages(voice: str) -> list[str]:
     return ["libttspico-utils"]
 
 
-def install_command(voice: str) -> str:
-    return f"apt-get install {' '.join(apt_packages(voice))}"
-
-
 def pitch_control(voice: str) -> bool:
     return True
 

@@ -27,12 +27,8 @@ def available(voice: str = "") -> bool:
 
 
 def apt_packages(voice: str) -> list[str]:
-    """None: Piper and its voices come from PyPI (:data:`INSTALL`)."""
+    """None: Piper and its voices come from PyPI (:data:`INSTALL`, the command that installs them)."""
     return []
-
-
-def install_command(voice: str) -> str:
-    return INSTALL
 
 
 def pitch_control(voice: str) -> bool:
