@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
+from omegaconf import OmegaConf
 
-from tests.conftest import run_cli
+from tests.conftest import cli_env, run_cli
 
 SMALL_CORPUS = ("dataset.preparer.num_speakers=30", "dataset.preparer.utterances_per_speaker=10",
                 "dataset.preparer.num_sentences=120")
@@ -70,3 +73,31 @@ def test_asr_emotion_test_metrics_on_two_processes_equal_one_process(tmp_path):
     single, double = rows(tmp_path / "default" / "test_predictions.csv"), rows(tmp_path / "ddp_sim" / "test_predictions.csv")
     assert [r["path"] for r in double] == [r["path"] for r in single] and len(single) > 16
     assert [r["hypothesis"] for r in double] == [r["hypothesis"] for r in single]
+
+
+GROUP_LEFT_AT_EXIT = """
+import atexit, sys, torch.distributed as dist
+from speechexp.runs.callbacks import DestroyProcessGroupAtExit
+# registered first, so it runs last: is the group still there once every other exit handler ran?
+atexit.register(lambda: print("initialized at exit:", dist.is_initialized(), flush=True))
+dist.init_process_group("gloo", init_method="file://" + sys.argv[1], rank=0, world_size=1)
+if sys.argv[2] == "callback":
+    DestroyProcessGroupAtExit().setup(None, None, "fit")
+    DestroyProcessGroupAtExit().setup(None, None, "test")  # a second trainer in the same process
+"""
+
+
+@pytest.mark.parametrize("way", ["callback", "none"])
+def test_every_trainer_destroys_its_gloo_group_at_exit(tmp_path, way):
+    """A gloo process left to the interpreter's shutdown sometimes aborts (SIGABRT; see
+    scripts/bench_gloo_exit.py): the callback every trainer carries destroys the group first."""
+    from speechexp.runs.build import build_trainer
+    from speechexp.runs.callbacks import DestroyProcessGroupAtExit
+
+    trainer = build_trainer(OmegaConf.create({"_target_": "pytorch_lightning.Trainer", "max_epochs": 1}), [], [],
+                            enable_progress_bar=False)
+    assert sum(isinstance(c, DestroyProcessGroupAtExit) for c in trainer.callbacks) == 1
+    done = subprocess.run([sys.executable, "-c", GROUP_LEFT_AT_EXIT, str(tmp_path / "store"), way],
+                          capture_output=True, text=True, timeout=120, env=cli_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"initialized at exit: {way == 'none'}"

@@ -161,7 +161,7 @@ def predict_files(cfg: DictConfig, run_dir: Path) -> tuple[list[dict], list[int]
     """Run ``cfg.ckpt_path`` over ``cfg.input``; write ``predictions.csv`` (and ``words.jsonl``)
     into ``run_dir``; return the rows and how many files each process predicted. Only the
     launching process (rank 0) returns rows; other DDP processes return ``([], [])``."""
-    from speechexp.runs.build import instantiate_checked  # noqa: PLC0415
+    from speechexp.runs.build import build_trainer  # noqa: PLC0415
 
     files, root = collect_inputs(str(cfg.input))
     model = load_model(cfg.ckpt_path, device="cpu", decoder=cfg.get("decoder"))  # the trainer moves it to its devices
@@ -175,8 +175,7 @@ def predict_files(cfg: DictConfig, run_dir: Path) -> tuple[list[dict], list[int]
     dataset = build_dataset(model, files, cfg.get("speakers"))
     data = InferenceData(dataset, durations(files), int(cfg.batch_size), int(cfg.num_workers), model.kind)
     writer = PredictionWriter(run_dir, names, [str(f) for f in files], model, figures=cfg.get("figures", False))
-    trainer = instantiate_checked(cfg.trainer, logger=False, callbacks=[writer], enable_progress_bar=False,
-                                  enable_model_summary=False)
+    trainer = build_trainer(cfg.trainer, False, [writer], enable_progress_bar=False, enable_model_summary=False)
     trainer.predict(task, datamodule=data, return_predictions=False)
     if trainer.global_rank != 0:
         return [], []

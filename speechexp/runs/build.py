@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from speechexp.errors import SpeechexpError
+from speechexp.runs.callbacks import DestroyProcessGroupAtExit
 
 # Lightning 2.6 trips a torch 2.13 deprecation on every fit/test; it says nothing about the run
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
@@ -51,8 +52,11 @@ def instantiate_each(group_cfg: DictConfig | None) -> list:
     return [instantiate_checked(node) for node in group_cfg.values() if node and "_target_" in node]
 
 
-def build_trainer(trainer_cfg: DictConfig, loggers: list, callbacks: list) -> pl.Trainer:
-    return instantiate_checked(trainer_cfg, logger=loggers or False, callbacks=callbacks)
+def build_trainer(trainer_cfg: DictConfig, loggers: list | bool, callbacks: list, **overrides: Any) -> pl.Trainer:
+    """The trainer of ``trainer_cfg`` (``overrides`` win), with the callbacks every trainer
+    needs besides the configured ones (:class:`DestroyProcessGroupAtExit`)."""
+    return instantiate_checked(trainer_cfg, logger=loggers or False,
+                               callbacks=[*callbacks, DestroyProcessGroupAtExit()], **overrides)
 
 
 def stage_metrics(trainer: pl.Trainer, stages: tuple[str, ...]) -> dict[str, float]:
