@@ -20,7 +20,7 @@ import socket
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from speechexp.runs.callbacks import _destroy_process_group
+from speechexp.runs.callbacks import destroy_initialized_process_group
 
 
 def free_port() -> int:
@@ -33,7 +33,7 @@ def worker(rank: int, destroy_at_exit: bool, port: int) -> None:
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     if destroy_at_exit:
-        atexit.register(_destroy_process_group)
+        atexit.register(destroy_initialized_process_group)
     gathered = [None, None] if rank == 0 else None
     dist.gather_object(list(range(rank, rank + 10)), gathered, dst=0)
 

@@ -178,7 +178,8 @@ class EpochSummary(pl.Callback):
         return " | ".join([*parts, speed])
 
 
-def _destroy_process_group() -> None:
+def destroy_initialized_process_group() -> None:
+    """Destroy this process's default process group, if it has one (an atexit handler)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -196,5 +197,5 @@ class DestroyProcessGroupAtExit(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # after Lightning has set up the group (in a ddp_spawn worker: in that process)
         if dist.is_available() and dist.is_initialized():
-            atexit.unregister(_destroy_process_group)  # once per process, however many trainers
-            atexit.register(_destroy_process_group)
+            atexit.unregister(destroy_initialized_process_group)  # once per process, however many trainers
+            atexit.register(destroy_initialized_process_group)
