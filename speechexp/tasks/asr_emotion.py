@@ -47,6 +47,7 @@ from speechexp.inference.decoders import CTCDecoder, build_decoder
 from speechexp.inference.transcription import Transcription, transcriptions
 from speechexp.io import write_csv_atomic
 from speechexp.losses.ctc import ctc_alignment, ctc_alignment_targets
+from speechexp.models.adversary import VoiceAdversary, index_voices
 from speechexp.models.prosody import utterance_prosody
 from speechexp.tasks.base import ConfiguredTask
 from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
@@ -128,7 +129,8 @@ class AsrEmotionTask(ConfiguredTask):
                  asr_weight: float = 1.0, emotion_weight: float = 1.0, export_dir: str | None = None,
                  monitor: str = "val/loss", speaker_norm: bool = False, run_config: dict | None = None,
                  n_media: int = 3, decoder: dict | str | None = None, speaker_mean_dropout: float = 0.0,
-                 phoneme_weight: float = 0.0):
+                 phoneme_weight: float = 0.0, voice_adversary_weight: float = 0.0, voice_adversary_classes: int = 16,
+                 voice_adversary_pooling: str = "frame"):
         super().__init__(optimizer, scheduler, monitor, run_config)
         self.speaker_norm, self.n_media = bool(speaker_norm), int(n_media)
         self.speaker_mean_dropout = float(speaker_mean_dropout)
@@ -152,6 +154,14 @@ class AsrEmotionTask(ConfiguredTask):
                                  "with dataset.datamodule.phonemes=true task.module.phoneme_weight=1, or pick "
                                  "another decoder (greedy, beam_english).")
         self.greedy = CTCDecoder().prepare(tokenizer)
+        self.voice_adversary_weight = float(voice_adversary_weight)
+        self.voice_adversary: VoiceAdversary | None = None
+        self.voice_index: dict[str, int] = {}  # training source -> class, set up from the training split
+        self._encoder_frames: torch.Tensor | None = None  # the last training forward's, while fitting
+        self._encoder_hook: Any = None
+        if self.voice_adversary_weight > 0:
+            self.voice_adversary = VoiceAdversary(model.ctc_head.in_features, int(voice_adversary_classes),
+                                                 pooling=voice_adversary_pooling)
         self.saved_transcripts: list[str] | None = None  # from a checkpoint, when there is no datamodule
         n_emotions = len(self.emotion_names)
         # keyed "<stage>_metrics": a bare "train" key would shadow nn.Module.train
@@ -229,9 +239,40 @@ class AsrEmotionTask(ConfiguredTask):
         transcripts = self.training_transcripts() if self.decoder.needs_transcripts else None
         self.decoder.prepare(self.tokenizer, transcripts, Path(cache) if cache else None)
 
+    def on_fit_start(self) -> None:
+        """With a voice adversary, keep the encoder's frames of each training forward pass (a
+        hook held only while fitting, so a model loaded for inference or export carries none)."""
+        if self.voice_adversary is not None and self._encoder_hook is None:
+            self._encoder_hook = self.model.encoder.register_forward_hook(self._keep_encoder_frames)
+
+    def on_fit_end(self) -> None:
+        if self._encoder_hook is not None:
+            self._encoder_hook.remove()
+            self._encoder_hook, self._encoder_frames = None, None
+
+    def _keep_encoder_frames(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        """Forward hook on the encoder: its frames ``[batch, frames', 2 * units]`` for the voice adversary."""
+        self._encoder_frames = output if self.training else None
+
+    def voice_adversary_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The voice adversary's loss and frame accuracy on the last training forward pass, its
+        reversal scale ramped from 0 to ``voice_adversary_weight`` over training (Ganin's
+        ``2 / (1 + exp(-10 p)) - 1``); ``None`` without an adversary."""
+        if self.voice_adversary is None or self._encoder_frames is None:
+            return None
+        voices = torch.tensor([self.voice_index.get(s, -1) for s in batch["source"]], device=self.device)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        progress = min(1.0, self.global_step / total)
+        scale = self.voice_adversary_weight * (2 / (1 + np.exp(-10 * progress)) - 1)
+        lengths = self.model.encoder_lengths(batch["feature_lengths"]).clamp(max=self._encoder_frames.shape[1])
+        return self.voice_adversary(self._encoder_frames, lengths, voices, scale)
+
     def setup(self, stage: str) -> None:
         if stage in ("test", "predict"):
             self.prepare_decoder()
+        if self.voice_adversary is not None and stage == "fit" and not self.voice_index:
+            self.voice_index = index_voices(self.trainer.datamodule.dataset("train").sources,
+                                            self.voice_adversary.classifier[-1].out_features)
         if not self.speaker_norm or self._speaker_means is not None or stage == "predict":
             return  # prediction batches carry their speaker means
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -321,6 +362,11 @@ class AsrEmotionTask(ConfiguredTask):
                  if w and term is not None]
         loss = sum(terms) if terms else (ctc + (emotion_ce if emotion_ce is not None else 0)).detach()
         size = batch["features"].shape[0]
+        adversary = self.voice_adversary_loss(batch) if stage == "train" else None
+        if adversary is not None:
+            loss = loss + adversary[0]
+            self.log_dict({"train/voice_ce": adversary[0], "train/voice_accuracy": adversary[1]},
+                          on_step=False, on_epoch=True, batch_size=size)
         metrics = self.metrics[f"{stage}_metrics"]
         if target.numel():
             metrics["accuracy"].update(predicted_labelled, target)
