@@ -1,10 +1,10 @@
-"""A voice adversary: a classifier that tries to tell which voice said each encoder frame,
-trained through a gradient reversal (Ganin & Lempitsky, 2015), so the encoder learns
-frames that say the words and not who (or which engine) said them.
+"""A voice adversary: a classifier that tries to tell which voice said each encoder frame (or
+each utterance), trained through a gradient reversal (Ganin & Lempitsky, 2015), so the encoder
+learns frames that say the words and not who (or which engine) said them.
 
-:class:`GradientReversal` is the identity forward and multiplies the gradient by
-``-scale`` backward: the classifier above it learns to tell the voices apart, the
-encoder below it learns to make that impossible.
+:func:`reverse_gradient` is the identity forward and multiplies the gradient by ``-scale``
+backward: the classifier above it learns to tell the voices apart, the encoder below it
+learns to make that impossible.
 """
 
 from __future__ import annotations

@@ -116,6 +116,12 @@ class AsrEmotionTask(ConfiguredTask):
             mean instead of its own.
         phoneme_weight: weight of the phoneme CTC loss of a model with a phoneme head
             (``dataset.datamodule.phonemes=true``); ``decoder=beam_phonemes`` decodes that head.
+        voice_adversary_weight: above 0, a :class:`~speechexp.models.adversary.VoiceAdversary`
+            names each training utterance's voice (its ``source``) from the encoder frames, and
+            its loss reaches the encoder through a gradient reversal ramped up to this scale
+            (logged as ``train/voice_ce`` and ``train/voice_accuracy``); ``voice_adversary_classes``
+            (at least the training voices) and ``voice_adversary_pooling`` (``frame`` or
+            ``utterance``) shape it.
 
     A model whose emotion head reads ``prosody`` (``model.emotion_sources``) gets each
     utterance's prosody relative to its speaker's mean prosody (kept beside the speaker's
