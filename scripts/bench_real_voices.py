@@ -17,6 +17,13 @@ errors from the voices'. With ``--reference pocketsphinx`` every set is also rea
 PocketSphinx's US English recogniser (``pip install 'speechexp[reference]'``), whose acoustic
 model was trained on recordings of people: its rows say what a recogniser that has heard
 people, with a 126052-word dictionary and a general language model, reads in the same files.
+
+Every CER comes with its 95 % interval over the set's utterances (a bootstrap,
+:mod:`speechexp.tasks.intervals`): how far the rate could move with other recordings of the
+same kind, not how far another training run would. ``--against CKPT2`` reads every set with a
+second checkpoint too and prints their difference on the same utterances with a paired
+bootstrap interval and the share of draws in which the first reads them better: whether a
+change to a recipe moved a small set like real-dev, or only its noise.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +47,15 @@ from speechexp.data.tts import Style, check_installed, synthesize
 from speechexp.errors import SpeechexpError
 from speechexp.io import read_wav, write_csv_atomic, write_wav_atomic
 from speechexp.tasks.asr_emotion import per_source_metrics
+from speechexp.tasks.intervals import character_edits, paired_difference, rate_interval
 
 DEFAULT_FOLDER = Path("../shared/real-dev")  # from the repository root
 POCKETSPHINX_RATE = 16000  # its US English acoustic model's sample rate
 
 
-def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path,
-                    overrides: list[str]) -> tuple[dict, Counter, dict[str, set[str]]]:
+def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path, overrides: list[str]) -> tuple[dict, list[dict]]:
     """``speechexp-eval`` of ``ckpt`` on ``folder`` into ``out`` (with extra ``overrides``):
-    its results, rows per source and each source's distinct (normalised) transcript words."""
+    its results and its predictions (``path``, ``text``, ``hypothesis``, ``source``... per row)."""
     command = [sys.executable, "-m", "speechexp.evaluate", f"ckpt_path={ckpt}", "dataset=labelled_folder",
                f"dataset.root={folder}", f"decoder={decoder}", f"hydra.run.dir={out}", "logger=csv",
                "report=false", f"paths.data_dir={out / 'data'}", "trainer.enable_progress_bar=false", *overrides]
@@ -57,13 +63,8 @@ def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path,
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         sys.exit(f"speechexp-eval failed on {folder}: {last}")
-    results = json.loads((out / "results.json").read_text())
-    counts, vocabulary = Counter(), {}
     with (out / "test_predictions.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            counts[row["source"]] += 1
-            vocabulary.setdefault(row["source"], set()).update(row["text"].split())
-    return results, counts, vocabulary
+        return json.loads((out / "results.json").read_text()), list(csv.DictReader(handle))
 
 
 def pocketsphinx_decoder() -> Any:
@@ -77,10 +78,10 @@ def pocketsphinx_decoder() -> Any:
     return Decoder(samprate=POCKETSPHINX_RATE, loglevel="FATAL")
 
 
-def pocketsphinx_results(decoder: Any, folder: Path) -> tuple[dict, Counter, dict[str, set[str]]]:
+def pocketsphinx_results(decoder: Any, folder: Path) -> tuple[dict, list[dict]]:
     """``decoder`` (:func:`pocketsphinx_decoder`) on every row of ``folder``, scored as
-    ``evaluate_folder``'s results are: CER and WER overall and per source, of transcripts
-    normalised alike."""
+    ``evaluate_folder``'s results are (CER and WER overall and per source, of transcripts
+    normalised alike), and its rows with their ``hypothesis``."""
     tokenizer = CharTokenizer(umlauts="keep")
     try:
         rows = LabelledFolderPreparer(root=str(folder)).index()
@@ -96,10 +97,7 @@ def pocketsphinx_results(decoder: Any, folder: Path) -> tuple[dict, Counter, dic
     results = {"test/cer": float(char_error_rate(hypotheses, texts)),
                "test/wer": float(word_error_rate(hypotheses, texts)),
                **per_source_metrics([{**row, "emotion": ""} for row in rows], [])}  # no emotions read here
-    vocabulary: dict[str, set[str]] = {}
-    for row in rows:
-        vocabulary.setdefault(row["source"], set()).update(row["text"].split())
-    return results, Counter(row["source"] for row in rows), vocabulary
+    return results, rows
 
 
 def spoken_folder(folder: Path, voice: str, out: Path) -> Path:
@@ -136,21 +134,53 @@ def seen(words: set[str], known: set[str] | None) -> str | None:
     return None if known is None else f"{len(words & known)} of {len(words)}"
 
 
-def table_rows(folder: Path, results: dict, counts: Counter, vocabulary: dict[str, set[str]],
-               known: set[str] | None) -> list[dict]:
-    """One row per source (when there are several) and one for the whole folder; with the
-    training words ``known``, each row's ``seen`` counts its distinct words among them."""
+def row_groups(folder: Path, predictions: list[dict]) -> list[tuple[str, str, list[dict]]]:
+    """The table's rows of a folder: one per source (when there are several), then the whole
+    folder, each as (its name, its results' key suffix, its predictions)."""
+    sources = sorted({row["source"] for row in predictions})
+    per_source = [(f"{folder.name}/{source}", f"/{source}", [row for row in predictions if row["source"] == source])
+                  for source in sources] if len(sources) > 1 else []
+    return [*per_source, (folder.name, "", predictions)]
+
+
+def table_rows(folder: Path, results: dict, predictions: list[dict], known: set[str] | None) -> list[dict]:
+    """:func:`row_groups`' rows, each with its CER's 95 % interval over its utterances
+    (``cer_low``, ``cer_high``); with the training words ``known``, each row's ``seen`` counts
+    its distinct words among them."""
     rows = []
-    if len(counts) > 1:
-        for source in sorted(counts):
-            rows.append({"set": f"{folder.name}/{source}", "utterances": counts[source],
-                         "cer": results[f"test/cer/{source}"], "wer": results[f"test/wer/{source}"],
-                         "per": results.get(f"test/per/{source}"), "uar": results.get(f"test/uar/{source}"),
-                         "seen": seen(vocabulary[source], known)})
-    rows.append({"set": folder.name, "utterances": sum(counts.values()), "cer": results["test/cer"],
-                 "wer": results["test/wer"], "per": results.get("test/per"), "uar": results.get("test/uar"),
-                 "seen": seen(set().union(*vocabulary.values()), known)})
+    for name, suffix, mine in row_groups(folder, predictions):
+        interval = rate_interval(*character_edits([r["hypothesis"] for r in mine], [r["text"] for r in mine]))
+        rows.append({"set": name, "utterances": len(mine), "cer": results[f"test/cer{suffix}"],
+                     "cer_low": interval and interval[0], "cer_high": interval and interval[1],
+                     "wer": results[f"test/wer{suffix}"], "per": results.get(f"test/per{suffix}"),
+                     "uar": results.get(f"test/uar{suffix}"),
+                     "seen": seen({w for r in mine for w in r["text"].split()}, known)})
     return rows
+
+
+def difference_rows(folder: Path, ours: list[dict], theirs: list[dict]) -> list[dict]:
+    """Two checkpoints' predictions on one folder, paired by path → per :func:`row_groups` row,
+    both CERs, their ``difference`` (ours minus theirs) with its 95 % interval, and
+    ``ours_better``, the share of bootstrap draws in which ours has the lower rate."""
+    theirs_by_path = {row["path"]: row for row in theirs}
+    if set(theirs_by_path) != {row["path"] for row in ours}:
+        sys.exit("--against read other recordings than the checkpoint did; both must read the same folders.")
+    rows = []
+    for name, _, mine in row_groups(folder, ours):
+        texts = [row["text"] for row in mine]
+        edits, lengths = character_edits([row["hypothesis"] for row in mine], texts)
+        other, _ = character_edits([theirs_by_path[row["path"]]["hypothesis"] for row in mine], texts)
+        difference = paired_difference(edits, other, lengths)
+        rows.append({"set": name, "cer": edits.sum() / lengths.sum(), "cer_against": other.sum() / lengths.sum(),
+                     **({"difference": None, "low": None, "high": None, "ours_better": None} if difference is None else
+                        {"difference": difference.rate, "low": difference.low, "high": difference.high,
+                         "ours_better": difference.a_better})})
+    return rows
+
+
+def interval_text(low: float | None, high: float | None) -> str:
+    """``0.580 to 0.702``, or a dash where a set has too few utterances for an interval."""
+    return "—" if low is None else f"{low:.3f} to {high:.3f}"
 
 
 def main() -> None:
@@ -165,6 +195,8 @@ def main() -> None:
                         help="also score each folder's transcripts said by this TTS voice, e.g. flite:awb (repeatable)")
     parser.add_argument("--reference", choices=["pocketsphinx"], help="also read every set with a recogniser "
                         "trained on people (pip install 'speechexp[reference]')")
+    parser.add_argument("--against", metavar="CKPT2", help="also read every set with this checkpoint and print "
+                        "the paired difference of the two CERs with its interval")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
@@ -176,14 +208,18 @@ def main() -> None:
         sys.exit(str(error))
     known = training_words(args.corpus) if args.corpus else None
     reference = pocketsphinx_decoder() if args.reference else None
-    rows = []
+    rows, differences = [], []
     with tempfile.TemporaryDirectory(prefix="bench-real-") as tmp:
         spoken = [spoken_folder(folder, voice, Path(tmp) / "spoken" / str(number))  # numbered: folders may share a name
                   for number, folder in enumerate(folders) for voice in args.speak]
         for number, folder in enumerate([*folders, *spoken]):
-            results, counts, vocabulary = evaluate_folder(args.ckpt, folder.resolve(), args.decoder,
-                                                          Path(tmp) / str(number), args.set)
-            rows += table_rows(folder, results, counts, vocabulary, known)
+            results, predictions = evaluate_folder(args.ckpt, folder.resolve(), args.decoder,
+                                                   Path(tmp) / str(number), args.set)
+            rows += table_rows(folder, results, predictions, known)
+            if args.against:
+                _, theirs = evaluate_folder(args.against, folder.resolve(), args.decoder,
+                                            Path(tmp) / f"{number}-against", args.set)
+                differences += difference_rows(folder, predictions, theirs)
             if reference is not None:
                 rows += [{**row, "set": f"{row['set']} ({args.reference})"}
                          for row in table_rows(folder, *pocketsphinx_results(reference, folder), known)]
@@ -192,15 +228,24 @@ def main() -> None:
     optional = [(name, key) for name, key in (("PER", "per"), ("UAR", "uar"))
                 if any(row[key] is not None for row in rows)]
     with_seen = known is not None
-    print("| set | utterances | CER | WER |" + "".join(f" {name} |" for name, _ in optional)
+    print("| set | utterances | CER | CER 95 % interval | WER |" + "".join(f" {name} |" for name, _ in optional)
           + (" words seen in training |" if with_seen else "")
-          + "\n|---|---:|---:|---:|" + "---:|" * len(optional) + ("---:|" if with_seen else ""))
+          + "\n|---|---:|---:|---:|---:|" + "---:|" * len(optional) + ("---:|" if with_seen else ""))
     for row in rows:
         values = "".join(" |" if row[key] is None else f" {row[key]:.3f} |" for _, key in optional)
-        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {row['wer']:.3f} |{values}"
-              + (f" {row['seen']} |" if with_seen else ""))
+        print(f"| {row['set']} | {row['utterances']} | {row['cer']:.3f} | {interval_text(row['cer_low'], row['cer_high'])} "
+              f"| {row['wer']:.3f} |{values}" + (f" {row['seen']} |" if with_seen else ""))
+    if args.against:
+        print(f"\nagainst: {args.against} (the same recordings, paired)\n\n"
+              "| set | CER | CER against | difference | 95 % interval | lower in draws |\n|---|---:|---:|---:|---:|---:|")
+        for row in differences:
+            better = "—" if row["ours_better"] is None else f"{row['ours_better']:.1%}"
+            difference = "—" if row["difference"] is None else f"{row['difference']:+.3f}"
+            print(f"| {row['set']} | {row['cer']:.3f} | {row['cer_against']:.3f} | {difference} "
+                  f"| {interval_text(row['low'], row['high'])} | {better} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        args.json.write_text(json.dumps({"rows": rows, "against": differences} if args.against else rows,
+                                        indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -192,15 +192,23 @@ def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
     (corpus / "metadata.csv").write_text("path,text,split\nx.wav,The red CUP.,train\ny.wav,please take,train\n"
                                          "z.wav,the key,val\n")
     done = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
-                           "--corpus", str(corpus), "--reference", "pocketsphinx", "--json", str(tmp_path / "rows.json")],
-                          capture_output=True, text=True, cwd=REPO)
+                           "--corpus", str(corpus), "--reference", "pocketsphinx", "--against", str(checkpoint),
+                           "--json", str(tmp_path / "rows.json")], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    rows = json.loads((tmp_path / "rows.json").read_text())
+    written = json.loads((tmp_path / "rows.json").read_text())
+    rows = written["rows"]
     assert [(r["set"], r["utterances"], r["seen"]) for r in rows] == [
         ("mine/a", 2, "5 of 6"), ("mine/b", 2, "1 of 7"), ("mine", 4, "5 of 12"),
         ("mine/a (pocketsphinx)", 2, "5 of 6"), ("mine/b (pocketsphinx)", 2, "1 of 7"), ("mine (pocketsphinx)", 4, "5 of 12")]
     assert "| mine/a | 2 |" in done.stdout and "5 of 6 |" in done.stdout and all(0 <= r["cer"] for r in rows)
     assert "| mine (pocketsphinx) | 4 |" in done.stdout
+    # each CER with its interval over the utterances; against itself, the paired difference is nil
+    assert all(r["cer_low"] <= r["cer"] + 1e-9 and r["cer"] <= r["cer_high"] + 1e-9 for r in rows)
+    mine = rows[2]
+    assert f"| mine | 4 | {mine['cer']:.3f} | {mine['cer_low']:.3f} to {mine['cer_high']:.3f} |" in done.stdout
+    assert [(r["set"], r["difference"], r["low"], r["high"], r["ours_better"]) for r in written["against"]] == [
+        (name, 0.0, 0.0, 0.0, 0.0) for name in ("mine/a", "mine/b", "mine")]
+    assert f"| mine | {mine['cer']:.3f} | {mine['cer']:.3f} | +0.000 | 0.000 to 0.000 | 0.0% |" in done.stdout
     missing = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
                               "--corpus", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
     assert missing.returncode != 0 and "has no metadata.csv" in missing.stderr
@@ -228,9 +236,10 @@ def test_the_pocketsphinx_reference_reads_clear_speech_at_any_rate_and_scores_it
         sf.write(tmp_path / path, np.pad(audio, int(0.3 * rate)), rate)
     with (tmp_path / "transcripts.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows([("path", "text"), *[(path, text) for path, _, text, _ in said]])
-    results, counts, vocabulary = bench.pocketsphinx_results(bench.pocketsphinx_decoder(), tmp_path)
-    assert counts == {"digits": 2, "other": 1} and vocabulary == {"digits": {"one", "two", "three", "four", "five", "six"},
-                                                                  "other": {"nine", "four"}}
+    results, rows = bench.pocketsphinx_results(bench.pocketsphinx_decoder(), tmp_path)
+    assert [(Path(row["path"]).name, row["source"], row["text"]) for row in rows] == [
+        ("a.wav", "digits", "one two three"), ("b.wav", "digits", "four five six"), ("c.wav", "other", "nine four")]
+    assert [row["hypothesis"] for row in rows[:2]] == ["one two three", "four five six"]
     assert results["test/cer/digits"] == 0.0 and results["test/wer/digits"] == 0.0
     assert set(results) == {f"test/{m}{s}" for m in ("cer", "wer") for s in ("", "/digits", "/other")}
     assert 0 < results["test/cer"] < results["test/cer/other"]  # the overall rate pools both sources' characters
