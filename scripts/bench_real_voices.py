@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_real_voices.py CKPT [--folder ../shared/real-dev] [--folder DIR ...]
         [--decoder greedy|beam|beam_lm|beam_english|beam_phonemes] [--set decoder.lm_weight=2 ...] [--corpus DIR]
-        [--speak flite:awb ...] [--reference pocketsphinx] [--json OUT]
+        [--speak flite:awb ...] [--reference pocketsphinx] [--against CKPT2] [--json OUT]
 
 Each folder holds a ``transcripts.csv`` (``path,text[,emotion,speaker,source]``); its rows
 are evaluated as ``speechexp-eval ckpt_path=CKPT dataset=labelled_folder dataset.root=DIR``
@@ -149,9 +149,10 @@ def table_rows(folder: Path, results: dict, predictions: list[dict], known: set[
     its distinct words among them."""
     rows = []
     for name, suffix, mine in row_groups(folder, predictions):
-        interval = rate_interval(*character_edits([r["hypothesis"] for r in mine], [r["text"] for r in mine]))
+        low, high = rate_interval(*character_edits([r["hypothesis"] for r in mine], [r["text"] for r in mine])) \
+            or (None, None)
         rows.append({"set": name, "utterances": len(mine), "cer": results[f"test/cer{suffix}"],
-                     "cer_low": interval and interval[0], "cer_high": interval and interval[1],
+                     "cer_low": low, "cer_high": high,
                      "wer": results[f"test/wer{suffix}"], "per": results.get(f"test/per{suffix}"),
                      "uar": results.get(f"test/uar{suffix}"),
                      "seen": seen({w for r in mine for w in r["text"].split()}, known)})
@@ -197,7 +198,7 @@ def main() -> None:
                         "trained on people (pip install 'speechexp[reference]')")
     parser.add_argument("--against", metavar="CKPT2", help="also read every set with this checkpoint and print "
                         "the paired difference of the two CERs with its interval")
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--json", type=Path, help='also write the rows here: {"rows": [...], "against": [...]}')
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
     if args.corpus and not (args.corpus / "metadata.csv").is_file():
@@ -244,8 +245,7 @@ def main() -> None:
             print(f"| {row['set']} | {row['cer']:.3f} | {row['cer_against']:.3f} | {difference} "
                   f"| {interval_text(row['low'], row['high'])} | {better} |")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "against": differences} if args.against else rows,
-                                        indent=2) + "\n")
+        args.json.write_text(json.dumps({"rows": rows, "against": differences}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -222,6 +222,22 @@ def load_bench():
     return bench
 
 
+def test_two_checkpoints_are_compared_recording_by_recording():
+    bench = load_bench()
+    said = [("a/1.wav", "a", "front left"), ("a/2.wav", "a", "rear right"), ("b/3.wav", "b", "cow"), ("b/4.wav", "b", "pig")]
+    ours = [{"path": p, "source": s, "text": t, "hypothesis": t} for p, s, t in said]
+    heard = {"a/1.wav": "front laft", "b/3.wav": "ca"}  # theirs: one edit in a, two in b
+    theirs = [{**row, "hypothesis": heard.get(row["path"], row["text"])} for row in reversed(ours)]
+    rows = bench.difference_rows(Path("mine"), ours, theirs)
+    assert [r["set"] for r in rows] == ["mine/a", "mine/b", "mine"] and all(r["cer"] == 0 for r in rows)
+    assert [r["cer_against"] for r in rows] == pytest.approx([1 / 20, 2 / 6, 3 / 26])
+    assert [r["difference"] for r in rows] == pytest.approx([-1 / 20, -2 / 6, -3 / 26])
+    assert all(r["low"] <= r["difference"] <= r["high"] <= 0 for r in rows)
+    assert 0.5 < rows[2]["ours_better"] < 1  # draws without the two misheard recordings tie
+    with pytest.raises(SystemExit, match="--against read other recordings than the checkpoint did"):
+        bench.difference_rows(Path("mine"), ours, theirs[1:])
+
+
 def test_the_pocketsphinx_reference_reads_clear_speech_at_any_rate_and_scores_it_per_source(tmp_path):
     """Digits from espeak's en-us+f2, which PocketSphinx reads word for word, at 22.05 and 44.1 kHz
     (resampled to its 16 kHz, scaled to 16 bits: a slip in either reads them wrong), and a source
@@ -296,7 +312,7 @@ def test_bench_real_voices_also_scores_the_transcripts_said_by_a_tts_voice(check
                            "--speak", "flite:awb", "--json", str(tmp_path / "rows.json")],
                           capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
-    rows = json.loads((tmp_path / "rows.json").read_text())
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [(r["set"], r["utterances"]) for r in rows] == [("mine/a", 2), ("mine/b", 2), ("mine", 4),
                                                            ("mine-flite-awb/a", 2), ("mine-flite-awb/b", 2),
                                                            ("mine-flite-awb", 4)]
