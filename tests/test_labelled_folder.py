@@ -21,6 +21,7 @@ from speechexp.data.corpora.folder import LabelledFolderPreparer
 from speechexp.errors import SpeechexpError
 from speechexp.evaluate import evaluate
 from speechexp.tasks.asr_emotion import per_source_metrics
+from speechexp.tasks.intervals import character_edits, rate_interval
 from torchmetrics.functional.text import char_error_rate
 from tests.conftest import REPO, compose_config
 from tests.test_inference import TINY_ASR, train_tiny
@@ -157,6 +158,10 @@ def test_eval_on_a_labelled_folder_reports_each_source(checkpoint, tmp_path):
     # the overall CER is the CER of all four rows, whatever their emotion
     assert results["test/cer"] == pytest.approx(float(char_error_rate([p["hypothesis"] for p in predictions],
                                                                       [p["text"] for p in predictions])), abs=1e-5)
+    # with its interval over the four utterances, the same the bench prints
+    low, high = rate_interval(*character_edits([p["hypothesis"] for p in predictions], [p["text"] for p in predictions]))
+    assert (results["test/cer_low"], results["test/cer_high"]) == pytest.approx((low, high), abs=1e-6)
+    assert results["test/cer_low"] <= results["test/cer"] + 1e-6 and results["test/cer"] <= results["test/cer_high"] + 1e-6
     assert (tmp_path / "eval" / "figures" / "emotion_confusion.png").is_file()
 
 

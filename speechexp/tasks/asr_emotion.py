@@ -10,7 +10,8 @@ the ``decoder`` chosen, greedy by default, see :mod:`speechexp.inference.decoder
 the transcript's espeak phonemes), emotion ``accuracy`` and ``uar`` (unweighted average
 recall), ``score`` (val and test: ``((1 - cer) + uar) / 2``, one number for both tasks,
 higher is better; see
-:func:`combined_score`); throughput is logged for every task by
+:func:`combined_score`); test also logs ``cer_low`` and ``cer_high``, the test CER's 95 %
+interval over its utterances (:func:`cer_interval_metrics`); throughput is logged for every task by
 :class:`speechexp.runs.callbacks.EpochSummary`. After testing the run directory holds
 ``test_predictions.csv``, ``figures/emotion_confusion.png`` and a CTC alignment figure
 of the first test utterance (its Viterbi path over the log-probs, and the soft alignment).
@@ -50,6 +51,7 @@ from speechexp.losses.ctc import ctc_alignment, ctc_alignment_targets
 from speechexp.models.adversary import VoiceAdversary, index_voices
 from speechexp.models.prosody import utterance_prosody
 from speechexp.tasks.base import ConfiguredTask
+from speechexp.tasks.intervals import character_edits, rate_interval
 from speechexp.viz.asr_emotion import plot_confusion_matrix, plot_ctc_alignment
 
 STAGES = ("train", "val", "test")
@@ -89,6 +91,14 @@ def per_source_metrics(rows: list[dict], emotion_names: list[str]) -> dict[str, 
                        for e in emotion_names if any(r["emotion"] == e for r in labelled)]
             out[f"test/uar/{source}"] = float(np.mean(recalls))
     return out
+
+
+def cer_interval_metrics(rows: list[dict]) -> dict[str, float]:
+    """``test/cer_low`` and ``test/cer_high``: the 95 % interval of the test rows' pooled CER
+    over their utterances (a bootstrap, :mod:`speechexp.tasks.intervals`), which says how far
+    the rate could move on other utterances of the same kind; empty for fewer than two rows."""
+    interval = rate_interval(*character_edits([row["hypothesis"] for row in rows], [row["text"] for row in rows]))
+    return {} if interval is None else {"test/cer_low": interval[0], "test/cer_high": interval[1]}
 
 
 class AsrEmotionTask(ConfiguredTask):
@@ -495,7 +505,8 @@ class AsrEmotionTask(ConfiguredTask):
             confusion = self.confusion.compute().cpu().numpy()  # synced across processes: every rank computes
         predictions = self.gather_rows(self._predictions)
         if predictions:
-            self.log_dict(per_source_metrics(predictions, self.emotion_names), rank_zero_only=True)
+            self.log_dict({**per_source_metrics(predictions, self.emotion_names), **cer_interval_metrics(predictions)},
+                          rank_zero_only=True)
         if self.export_dir is None or not predictions:  # not rank 0, or nothing tested
             return
         predictions = sorted(predictions, key=lambda row: row["path"])
