@@ -37,8 +37,8 @@ def split_outputs(ckpt_path: str, split: str, data_dir: str):
     if task.speaker_norm:
         from speechexp.data.speaker_norm import speaker_means  # noqa: PLC0415
 
-        task._speaker_means = speaker_means(datamodule.dataset(split), task.reads_prosody, task.reads_pitch)
-    loader = datamodule._loader(split, shuffle=False)
+        task.use_speaker_means(speaker_means(datamodule.dataset(split), task.reads_prosody, task.reads_pitch))
+    loader = datamodule.loader(split, shuffle=False)
     outputs = []
     with torch.no_grad():
         for batch in loader:

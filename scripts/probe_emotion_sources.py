@@ -36,14 +36,14 @@ def pooled(task, datamodule) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarr
     for split in SPLITS:
         statistics.update(speaker_means(datamodule.dataset(split), prosody=True, pitch=task.reads_pitch))
     if task.speaker_norm:
-        task._speaker_means = statistics
+        task.use_speaker_means(statistics)
     captured: list[torch.Tensor] = []
     task.model.emotion_head.register_forward_pre_hook(lambda module, args: captured.append(args[0].detach()))
     out = {}
     for split in SPLITS:
         heads, prosody, labels, sources, predicted = [], [], [], [], []
         with torch.no_grad():
-            for batch in datamodule._loader(split, shuffle=False):
+            for batch in datamodule.loader(split, shuffle=False):
                 captured.clear()
                 features, given = task.model_input(batch)
                 lengths = batch["feature_lengths"]

@@ -37,14 +37,14 @@ def encoder_frames(ckpt: str, data_dir: str, batches: int) -> tuple[object, Fram
     datamodule.setup()
     train = datamodule.dataset("train")
     if task.speaker_norm:
-        task._speaker_means = speaker_means(train, task.reads_prosody, task.reads_pitch)
+        task.use_speaker_means(speaker_means(train, task.reads_prosody, task.reads_pitch))
     index = index_voices(train.sources, 1 << 16)
     captured: list[torch.Tensor] = []
     task.model.encoder.register_forward_hook(lambda module, args, output: captured.append(output.detach()))
     frames: Frames = []
     torch.manual_seed(0)
     with torch.no_grad():
-        for n, batch in enumerate(datamodule._loader("train", shuffle=True)):
+        for n, batch in enumerate(datamodule.loader("train", shuffle=True)):
             if n >= batches:
                 break
             captured.clear()

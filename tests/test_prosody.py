@@ -126,10 +126,11 @@ def test_the_task_gives_prosody_relative_to_the_speaker_and_as_it_is_without_spe
     assert torch.equal(same, features)
     torch.testing.assert_close(absolute, utterance_prosody(features, batch["feature_lengths"]))
     normed = task(True)
-    normed._speaker_means = speaker_means(split, prosody=True)
+    means = speaker_means(split, prosody=True)
+    normed.use_speaker_means(means)
     shifted, relative = normed.model_input(batch)
-    torch.testing.assert_close(relative, absolute - torch.stack([normed._speaker_means[p][16:] for p in batch["path"]]))
-    torch.testing.assert_close(shifted[1, :25], features[1, :25] - normed._speaker_means["b1"][:16])
+    torch.testing.assert_close(relative, absolute - torch.stack([means[p][16:] for p in batch["path"]]))
+    torch.testing.assert_close(shifted[1, :25], features[1, :25] - means["b1"][:16])
     assert normed.speaker_statistics([split.features[2]]).shape == (16 + len(PROSODY_FEATURES),)
     assert task(False).model.reads_prosody and not MultitaskSpeechModel(16, 5, 2).reads_prosody
 

@@ -294,7 +294,8 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
         for split in ("train", "val", "test"):
             self.dataset(split)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """The DataLoader of ``split`` as training (``shuffle``) or evaluation reads it."""
         data = self.dataset(split)
         common = {"num_workers": self.num_workers, "collate_fn": collate,
                   "persistent_workers": self.num_workers > 0}
@@ -325,10 +326,10 @@ class EmotionSpeechDataModule(pl.LightningDataModule):
                 f"{self.dataset_dir / METADATA_FILE} has no train rows for emotions {self.emotion_names}; "
                 "re-run speechexp-prepare or change dataset.datamodule.emotions."
             )
-        return self._loader("train", shuffle=True)
+        return self.loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self.loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self.loader("test", shuffle=False)

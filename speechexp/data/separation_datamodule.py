@@ -95,15 +95,16 @@ class SeparationDataModule(pl.LightningDataModule):
     def _read(self, value: str) -> np.ndarray:
         return read_wav(resolve_audio_path(self.dataset_dir, value), self.sample_rate)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """The DataLoader of ``split`` as training (``shuffle``) or evaluation reads it."""
         return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self.loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self.loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self.loader("test", shuffle=False)

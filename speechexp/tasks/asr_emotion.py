@@ -304,6 +304,12 @@ class AsrEmotionTask(ConfiguredTask):
             if per_speaker:  # an evaluation set has no train split: the checkpoint's mean is restored
                 self.lone_mean = torch.stack(list(per_speaker.values())).mean(0)  # each training speaker once
 
+    def use_speaker_means(self, means: dict[str, torch.Tensor]) -> None:
+        """Normalise by these speaker statistics (recording path → ``[n_mels (+ prosody)]``, as
+        :func:`~speechexp.data.speaker_norm.speaker_means` gives them) instead of those
+        :meth:`setup` computes from the trainer's datamodule: for scripts that run the model by hand."""
+        self._speaker_means = dict(means)
+
     def model_input(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
         """What the model reads of a training batch: the features ``[batch, frames, n_mels]``,
         speaker-normalised when asked, and (or ``None``) the speaker-relative prosody ``[batch, 6 or 9]``."""
