@@ -203,6 +203,31 @@ def test_configured_emotions_and_errors():
         EmotionalSpeechPreparer(num_speakers=10_000).plan()
 
 
+def test_silence_surrounds_each_utterance_at_the_noise_floor_and_names_a_new_corpus():
+    utt = {"speaker": "en-us+m3", "text": "The old man carried a heavy basket.", "rate": 175, "pitch": 50,
+           "pitch_range": 50, "volume": 100, "word_gap": 0, "tilt": 0.0}
+    tight, padded = EmotionalSpeechPreparer(snr_db=None), EmotionalSpeechPreparer(snr_db=None, silence_s=0.5)
+    leads = []
+    for index in range(6):
+        speech, audio = tight.render(utt, index), padded.render(utt, index)
+        added = audio.size - speech.size
+        assert 0 < added <= 16000  # two silences of 0 to 0.5 s each
+        lead = int(np.flatnonzero(audio)[0] - np.flatnonzero(speech)[0])
+        np.testing.assert_array_equal(audio[lead:lead + speech.size], speech)  # the same speech, moved
+        assert not audio[:lead].any() and not audio[lead + speech.size:].any()
+        leads.append(lead)
+    assert len(set(leads)) == 6  # each utterance draws its own silences
+    index = int(np.argmax(leads))  # with noise, the silence carries the speech's noise floor
+    noisy = EmotionalSpeechPreparer(snr_db=30.0, silence_s=0.5).render(utt, index)
+    rms = float(np.sqrt(np.mean(tight.render(utt, index) ** 2)))
+    floor = float(np.sqrt(np.mean(noisy[: leads[index]] ** 2)))
+    assert 20 * np.log10(rms / floor) == pytest.approx(30.0, abs=1.0)
+    assert EmotionalSpeechPreparer(silence_s=0.0).fingerprint() == EmotionalSpeechPreparer().fingerprint()
+    assert EmotionalSpeechPreparer(silence_s=0.5).fingerprint() != EmotionalSpeechPreparer().fingerprint()
+    with pytest.raises(SpeechexpError, match="silence_s=-1"):
+        EmotionalSpeechPreparer(silence_s=-1)
+
+
 def test_yaml_config_instantiates_with_same_fingerprint_as_defaults():
     cfg = OmegaConf.create({"dataset": OmegaConf.load(CONF / "emotional_speech.yaml")})
     prep = build_preparer(cfg.dataset)

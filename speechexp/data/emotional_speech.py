@@ -87,6 +87,7 @@ EXTENSION_DEFAULTS: dict[str, Any] = {
     "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "general_max_words": 6,
     "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
     "degrade_rt60_s": [0.15, 0.6], "domain_text": None, "domain_file": None, "domain_share": 0.1,
+    "silence_s": 0.0,
 }
 
 
@@ -171,8 +172,12 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     domain_text: list[str] | None = None
     domain_file: str | None = None
     domain_share: float = 0.1
+    silence_s: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.silence_s <= 5.0:
+            raise SpeechexpError(f"dataset.preparer.silence_s={self.silence_s} is out of range; give the longest "
+                                 "silence before and after each utterance in seconds, 0 to 5 (0: none).")
         # A voices option that adds to another (dataset/voices=all over natural) names only its
         # own voices: Hydra replaces lists, it cannot append. They join ``voices`` here, so the
         # corpus (and its fingerprint) is the one the whole list would give.
@@ -426,8 +431,11 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         natural = utt.get("source", "espeak") != "espeak"  # a plan without sources is all espeak
         audio = self._render_natural(utt, index) if natural else self._render_espeak(utt, index)
         rng = np.random.default_rng([self.seed, index])
+        rms = float(np.sqrt(np.mean(audio**2)))  # of the speech: the noise below keeps its SNR under any silence
+        if self.silence_s > 0:  # a recording starts and ends in silence; its own generator keeps the rest as before
+            lead, trail = np.random.default_rng([self.seed, index, 1]).uniform(0.0, self.silence_s, 2)
+            audio = np.pad(audio, (round(lead * self.sample_rate), round(trail * self.sample_rate)))
         if self.snr_db is not None:
-            rms = float(np.sqrt(np.mean(audio**2)))
             audio = audio + rng.standard_normal(audio.size).astype(np.float32) * rms * 10 ** (-self.snr_db / 20)
         condition = parse_channel(utt.get("channel", "clean"))
         return channel.degrade(audio.astype(np.float32), self.sample_rate, condition, rng)
