@@ -45,7 +45,7 @@ from speechexp.data.corpora.folder import LabelledFolderPreparer
 from speechexp.data.text import CharTokenizer
 from speechexp.data.tts import Style, check_installed, synthesize
 from speechexp.errors import SpeechexpError
-from speechexp.io import read_wav, write_csv_atomic, write_wav_atomic
+from speechexp.io import read_wav, write_csv_atomic, write_json_atomic, write_wav_atomic
 from speechexp.tasks.asr_emotion import per_source_metrics
 from speechexp.tasks.intervals import character_edits, paired_difference, rate_interval
 
@@ -245,7 +245,7 @@ def main() -> None:
             print(f"| {row['set']} | {row['cer']:.3f} | {row['cer_against']:.3f} | {difference} "
                   f"| {interval_text(row['low'], row['high'])} | {better} |")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "against": differences}, indent=2) + "\n")
+        write_json_atomic(args.json, {"rows": rows, "against": differences})
 
 
 if __name__ == "__main__":
