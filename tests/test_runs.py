@@ -70,9 +70,9 @@ def wait_for_epoch_line(run_dir: Path, epoch: int, process: subprocess.Popen, ti
 
 
 def wait_for_epoch_rows(run_dir: Path, count: int, process: subprocess.Popen, timeout: float = 60) -> None:
-    """Wait until ``metrics.csv`` holds ``count`` epochs' training rows. Lightning saves an
-    epoch's checkpoint before it writes that epoch's metrics, so a SIGKILL between the two
-    loses the row (at most once per kill); killing just after the row lands mid-epoch."""
+    """Wait until ``metrics.csv`` holds ``count`` epochs' training rows. A kill just after the
+    row lands is the moment the log runs ahead of ``last.ckpt`` (saved at the next epoch's
+    start), the case a resume must not log twice."""
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
         if (run_dir / "csv" / "metrics.csv").is_file() and len(epoch_rows(run_dir)) >= count:
@@ -109,6 +109,32 @@ def test_sigkill_then_the_same_command_resumes_from_last_ckpt(tmp_path):
     process.wait()
     assert not (run_dir / "results.json").exists()  # killed without a word
     assert_resumed_to_the_end(run_dir, data)
+
+
+def test_rows_logged_after_the_checkpoint_are_dropped_and_logged_once_on_resume(compose_train, tmp_path):
+    """A SIGKILL after an epoch's rows reached metrics.csv and before last.ckpt moved past
+    that epoch: here made certain by putting back the checkpoint of epoch 2 after epoch 4."""
+    run_dir, args = tmp_path / "run", (*TINY, "logger=csv")
+    train(compose_train(*args, "trainer.max_epochs=2"))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    saved_at_epoch_2 = last.read_bytes()
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+    train(compose_train(*args, "trainer.max_epochs=4"))
+    first_pass = epoch_rows(run_dir)
+    assert [int(r["epoch"]) for r in first_pass] == [0, 1, 2, 3]
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        tests_logged = [r for r in csv.DictReader(handle) if r.get("test/si_snr")]
+    assert len(tests_logged) == 2  # the test after 2 epochs and the one after 4
+    last.write_bytes(saved_at_epoch_2)
+    (run_dir / "results.json").unlink()  # interrupted: no results
+    train(compose_train(*args, "trainer.max_epochs=4"))
+    assert results(run_dir)["status"] == "completed" and results(run_dir)["resumed_from"] == str(last)
+    rows = epoch_rows(run_dir)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]  # epochs 2 and 3 dropped, then trained again
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3]
+    assert [float(r["train/loss"]) for r in rows] == pytest.approx([float(r["train/loss"]) for r in first_pass])
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        assert len([r for r in csv.DictReader(handle) if r.get("test/si_snr")]) == 3  # tests are kept
 
 
 def test_a_w_and_b_service_inherited_from_the_parent_is_not_used(tmp_path):

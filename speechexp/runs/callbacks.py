@@ -18,6 +18,7 @@ import torch.distributed as dist
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from speechexp.errors import SpeechexpError
+from speechexp.runs.loggers import ResumableCSVLogger
 
 log = logging.getLogger("speechexp")
 
@@ -70,6 +71,55 @@ class GracefulInterrupt(pl.Callback):
             path = self.dirpath / "last.ckpt"
             trainer.save_checkpoint(path, weights_only=False)
             log.warning("Interrupted at epoch %d, step %d: saved %s.", trainer.current_epoch, trainer.global_step, path)
+
+
+class LastCheckpoint(pl.Callback):
+    """Save ``dirpath/last.ckpt``, the point a re-run resumes from, after every epoch once
+    the epoch's metrics are in the logs: as the next epoch starts and when training ends.
+    A resumed run first drops what the CSV log holds past the checkpoint.
+
+    Lightning logs an epoch's training metrics after every ``on_train_epoch_end`` hook, so
+    a checkpoint saved there (ModelCheckpoint's ``save_on_train_epoch_end``) and a SIGKILL
+    before the log was written resume past an epoch the log never got. Saved later, a kill
+    can only leave rows *after* the checkpoint, which the resumed run drops and redoes:
+    every epoch is logged once.
+    """
+
+    def __init__(self, dirpath: str) -> None:
+        self.path = Path(dirpath) / "last.ckpt"
+        self._first_epoch = 0
+        self._saving_between_epochs = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._first_epoch = trainer.current_epoch
+        if trainer.ckpt_path and trainer.is_global_zero:  # resumed: the checkpoint's step is redone from here
+            for logger in trainer.loggers:
+                if isinstance(logger, ResumableCSVLogger) and (dropped := logger.forget_from_step(trainer.global_step)):
+                    log.info("Dropped %d CSV log rows from step %d on: this run logs them again.",
+                             dropped, trainer.global_step)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch > self._first_epoch:  # an epoch finished and was logged
+            self._saving_between_epochs = True
+            try:
+                self._save(trainer)
+            finally:
+                self._saving_between_epochs = False
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if self._saving_between_epochs:
+            # Lightning counts the new epoch "ready" just before this hook; nothing of it has
+            # run, so the checkpoint records the state training ended the last epoch in (a
+            # "ready" epoch would resume as one whose batches are all done, and be skipped)
+            for counts in checkpoint["loops"]["fit_loop"]["epoch_progress"].values():
+                counts["ready"] = counts["started"]
+
+    def _save(self, trainer: pl.Trainer) -> None:
+        if not trainer.fast_dev_run:  # like ModelCheckpoint: a smoke run keeps no checkpoints
+            trainer.save_checkpoint(self.path, weights_only=False)
 
 
 class NonFiniteLossGuard(pl.Callback):

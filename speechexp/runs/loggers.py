@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
+
+from speechexp.io import write_csv_atomic
 
 
 class _AppendingWriter(ExperimentWriter):
@@ -33,9 +36,32 @@ class _AppendingWriter(ExperimentWriter):
         super().save()
 
 
+def redone_by_resume(row: dict[str, str], step: int) -> bool:
+    """Whether a ``metrics.csv`` row is training or validation work at global ``step`` or
+    later (test rows stay: a continued run keeps the record of its earlier tests)."""
+    logged_at = row.get("step") or ""
+    is_test = any(key.startswith("test/") and value for key, value in row.items() if key)
+    return logged_at.isdigit() and int(logged_at) >= step and not is_test
+
+
 class ResumableCSVLogger(CSVLogger):
     """Lightning's CSVLogger, except that a resumed run appends to ``metrics.csv`` instead
     of deleting the epochs logged before the interruption."""
+
+    def forget_from_step(self, step: int) -> int:
+        """Drop the training and validation rows logged at global ``step`` or later and
+        return how many: a run resumed from a checkpoint taken at ``step`` logs that work
+        again (a SIGKILL leaves the rows of the steps after the checkpoint)."""
+        path = Path(self.experiment.metrics_file_path)
+        if not path.is_file():
+            return 0
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            header, rows = list(reader.fieldnames or []), list(reader)
+        kept = [row for row in rows if not redone_by_resume(row, step)]
+        if len(kept) < len(rows):
+            write_csv_atomic(path, kept, header)
+        return len(rows) - len(kept)
 
     @property
     @rank_zero_experiment

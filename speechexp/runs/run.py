@@ -43,8 +43,8 @@ def checkpoint_epochs(path: Path) -> int:
 
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
-    # "processed": the epoch's training is done (last.ckpt is saved at validation end, before
-    # Lightning counts the epoch "completed")
+    # "processed": the epoch's training is done (a checkpoint saved in on_train_epoch_end, as
+    # last.ckpt was before LastCheckpoint, has the epoch processed but not yet "completed")
     return int(progress.get("processed", checkpoint.get("epoch", 0)))
 
 
