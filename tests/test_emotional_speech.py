@@ -228,6 +228,33 @@ def test_silence_surrounds_each_utterance_at_the_noise_floor_and_names_a_new_cor
         EmotionalSpeechPreparer(silence_s=-1)
 
 
+def test_speaker_rates_spread_each_speakers_speaking_rate_and_change_nothing_else():
+    sizes = dict(num_speakers=40, utterances_per_speaker=5, num_sentences=40)
+    usual, _ = EmotionalSpeechPreparer(**sizes).plan()
+    spread_prep = EmotionalSpeechPreparer(**sizes, speaker_rates=[0.5, 1.0])
+    spread, _ = spread_prep.plan()
+    assert [{k: v for k, v in u.items() if k != "rate"} for u in usual] == \
+        [{k: v for k, v in u.items() if k != "rate"} for u in spread]
+    targets = spread_prep.emotion_targets()
+
+    def baselines(utterances: list[dict]) -> np.ndarray:
+        """Each speaker's median rate relative to espeak's 175 wpm and its emotion's factor."""
+        by_speaker: dict[str, list[float]] = {}
+        for u in utterances:
+            by_speaker.setdefault(u["speaker"], []).append(u["rate"] / (175 * targets[u["emotion"]]["rate"]))
+        return np.array([np.median(v) for v in by_speaker.values()])
+
+    assert np.all((baselines(usual) > 0.75) & (baselines(usual) < 1.25))
+    spread_baselines = baselines(spread)
+    assert np.all((spread_baselines > 0.45) & (spread_baselines < 1.08))
+    assert spread_baselines.min() < 0.6 and spread_baselines.max() > 0.9
+    assert EmotionalSpeechPreparer(speaker_rates=None).fingerprint() == EmotionalSpeechPreparer().fingerprint()
+    assert spread_prep.fingerprint() != EmotionalSpeechPreparer().fingerprint()
+    for wrong in ([1.1, 0.5], [0.1, 1.0], [0.5]):
+        with pytest.raises(SpeechexpError, match=r"speaker_rates=.* is not a range of speaking rates"):
+            EmotionalSpeechPreparer(speaker_rates=wrong)
+
+
 def test_yaml_config_instantiates_with_same_fingerprint_as_defaults():
     cfg = OmegaConf.create({"dataset": OmegaConf.load(CONF / "emotional_speech.yaml")})
     prep = build_preparer(cfg.dataset)

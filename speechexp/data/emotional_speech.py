@@ -87,7 +87,7 @@ EXTENSION_DEFAULTS: dict[str, Any] = {
     "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "general_max_words": 6,
     "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
     "degrade_rt60_s": [0.15, 0.6], "domain_text": None, "domain_file": None, "domain_share": 0.1,
-    "silence_s": 0.0,
+    "silence_s": 0.0, "speaker_rates": None,
 }
 
 
@@ -173,11 +173,19 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     domain_file: str | None = None
     domain_share: float = 0.1
     silence_s: float = 0.0
+    speaker_rates: list[float] | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.silence_s <= 5.0:
             raise SpeechexpError(f"dataset.preparer.silence_s={self.silence_s} is out of range; give the longest "
                                  "silence before and after each utterance in seconds, 0 to 5 (0: none).")
+        if self.speaker_rates is not None:
+            rates = list(self.speaker_rates)
+            if len(rates) != 2 or not 0.3 <= rates[0] <= rates[1] <= 3.0:
+                raise SpeechexpError(f"dataset.preparer.speaker_rates={rates} is not a range of speaking rates; give "
+                                     "[slowest, fastest] as factors of each engine's normal rate, 0.3 to 3 (e.g. "
+                                     "[0.55, 1.1]), or null for 1 +- 7 %.")
+            self.speaker_rates = [float(r) for r in rates]
         # A voices option that adds to another (dataset/voices=all over natural) names only its
         # own voices: Hydra replaces lists, it cannot append. They join ``voices`` here, so the
         # corpus (and its fingerprint) is the one the whole list would give.
@@ -316,7 +324,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
             if not pool:
                 raise SpeechexpError(f"No sentences fall in the {split} split; raise dataset.preparer.num_sentences.")
             baseline = {
-                "rate": 175.0 * max(0.5, 1 + sr * SPEAKER_SPREAD["rate"] * rng.standard_normal()),
+                "rate": 175.0 * self._speaker_rate(max(0.5, 1 + sr * SPEAKER_SPREAD["rate"] * rng.standard_normal()),
+                                                   14, index),
                 "pitch": 50.0 + sr * SPEAKER_SPREAD["pitch"] * rng.standard_normal(),
                 "pitch_range": 50.0 + sr * SPEAKER_SPREAD["pitch_range"] * rng.standard_normal(),
                 "volume": 100.0 * max(0.5, 1 + sr * SPEAKER_SPREAD["volume"] * rng.standard_normal()),
@@ -365,6 +374,15 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                 chosen = [int(g) if s else c for c, g, s in zip(chosen, picks, swap)]
         return chosen
 
+    def _speaker_rate(self, drawn: float, stream: int, index: int) -> float:
+        """A speaker's baseline speaking rate: ``drawn`` (1 +- 7 %), or with ``speaker_rates``
+        one drawn log-uniformly from that range, from the speaker's own generator (so every
+        other draw of the plan stays as it was)."""
+        if self.speaker_rates is None:
+            return drawn
+        slow, fast = self.speaker_rates
+        return float(np.exp(np.random.default_rng([self.seed, stream, index]).uniform(np.log(slow), np.log(fast))))
+
     def _plan_natural(self, rng: np.random.Generator, texts: list[str], pools: dict, general_pools: dict,
                       domain_ids: list[int]) -> list[dict[str, Any]]:
         """Utterances of the natural voices' pseudo-speakers. Each pseudo-speaker has a
@@ -391,7 +409,8 @@ class EmotionalSpeechPreparer(DatasetPreparer):
             pitch = float(np.exp(0.1 * rng.standard_normal()))
             if raised:
                 warp, pitch = float(rng.uniform(1.1, 1.2)), float(rng.uniform(1.5, 1.8))
-            rate = max(0.6, 1 + self.speaker_spread * SPEAKER_SPREAD["rate"] * rng.standard_normal())
+            rate = self._speaker_rate(max(0.6, 1 + self.speaker_spread * SPEAKER_SPREAD["rate"] * rng.standard_normal()),
+                                      15, index)
             volume = max(0.5, 1 + self.speaker_spread * SPEAKER_SPREAD["volume"] * rng.standard_normal())
             n = self.utterances_per_speaker
             chosen = self._choose_texts(rng, pools[split], general_pools[split], n,
