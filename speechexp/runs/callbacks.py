@@ -1,5 +1,6 @@
-"""Lightning callbacks every run uses: graceful interruption, a guard on non-finite losses,
-one summary line (with throughput) per epoch, and a distributed process's clean exit."""
+"""Lightning callbacks every run uses: the resume checkpoint saved after each epoch's logs,
+graceful interruption, a guard on non-finite losses, one summary line (with throughput) per
+epoch, and a distributed process's clean exit."""
 
 from __future__ import annotations
 
