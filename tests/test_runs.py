@@ -29,10 +29,15 @@ def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
+def logged_rows(run_dir: Path) -> list[dict]:
+    """Every row of the run's CSV log."""
+    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def epoch_rows(run_dir: Path) -> list[dict]:
     """Rows of the CSV log that hold an epoch's training loss (one per trained epoch)."""
-    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
-        return [r for r in csv.DictReader(handle) if r.get("train/loss")]
+    return [r for r in logged_rows(run_dir) if r.get("train/loss")]
 
 
 def test_rerun_skips_a_completed_run_and_other_configs_start_afresh(compose_train, tmp_path):
@@ -122,9 +127,7 @@ def test_rows_logged_after_the_checkpoint_are_dropped_and_logged_once_on_resume(
     train(compose_train(*args, "trainer.max_epochs=4"))
     first_pass = epoch_rows(run_dir)
     assert [int(r["epoch"]) for r in first_pass] == [0, 1, 2, 3]
-    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
-        tests_logged = [r for r in csv.DictReader(handle) if r.get("test/si_snr")]
-    assert len(tests_logged) == 2  # the test after 2 epochs and the one after 4
+    assert len([r for r in logged_rows(run_dir) if r.get("test/si_snr")]) == 2  # the tests after 2 and 4 epochs
     last.write_bytes(saved_at_epoch_2)
     (run_dir / "results.json").unlink()  # interrupted: no results
     train(compose_train(*args, "trainer.max_epochs=4"))
@@ -133,8 +136,7 @@ def test_rows_logged_after_the_checkpoint_are_dropped_and_logged_once_on_resume(
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]  # epochs 2 and 3 dropped, then trained again
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3]
     assert [float(r["train/loss"]) for r in rows] == pytest.approx([float(r["train/loss"]) for r in first_pass])
-    with open(run_dir / "csv" / "metrics.csv", newline="") as handle:
-        assert len([r for r in csv.DictReader(handle) if r.get("test/si_snr")]) == 3  # tests are kept
+    assert len([r for r in logged_rows(run_dir) if r.get("test/si_snr")]) == 3  # tests are kept
 
 
 def test_a_w_and_b_service_inherited_from_the_parent_is_not_used(tmp_path):
