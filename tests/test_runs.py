@@ -19,7 +19,7 @@ from speechexp.runs.checkpoints import load_checkpoint
 from speechexp.errors import SpeechexpError
 from speechexp.runs.plan import SUPERSEDED_DIR
 from speechexp.train import train
-from tests.conftest import REPO, cli_env, run_cli
+from tests.conftest import REPO, cli_env, compose_config, run_cli
 from tests.test_cli import assert_one_line_error
 
 TINY = ("dataset.preparer.n_examples=20", "trainer.enable_progress_bar=false")
@@ -116,16 +116,28 @@ def test_sigkill_then_the_same_command_resumes_from_last_ckpt(tmp_path):
     assert_resumed_to_the_end(run_dir, data)
 
 
+def tensorboard_scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of every ``tag`` event TensorBoard shows for the run, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return sorted((event.step, event.value) for event in events.Scalars(tag))
+
+
 def test_rows_logged_after_the_checkpoint_are_dropped_and_logged_once_on_resume(compose_train, tmp_path):
     """A SIGKILL after an epoch's rows reached metrics.csv and before last.ckpt moved past
-    that epoch: here made certain by putting back the checkpoint of epoch 2 after epoch 4."""
-    run_dir, args = tmp_path / "run", (*TINY, "logger=csv")
+    that epoch: here made certain by putting back the checkpoint of epoch 2 after epoch 4.
+    The CSV log drops those rows; TensorBoard hides those events."""
+    run_dir, args = tmp_path / "run", (*TINY, "logger=[csv,tensorboard]")
     train(compose_train(*args, "trainer.max_epochs=2"))
     last = run_dir / "checkpoints" / "last.ckpt"
     saved_at_epoch_2 = last.read_bytes()
     assert torch.load(last, weights_only=True)["global_step"] == 2
     train(compose_train(*args, "trainer.max_epochs=4"))
     first_pass = epoch_rows(run_dir)
+    first_pass_events = tensorboard_scalars(run_dir, "train/loss")
+    assert [step for step, _ in first_pass_events] == [0, 1, 2, 3]
     assert [int(r["epoch"]) for r in first_pass] == [0, 1, 2, 3]
     assert len([r for r in logged_rows(run_dir) if r.get("test/si_snr")]) == 2  # the tests after 2 and 4 epochs
     last.write_bytes(saved_at_epoch_2)
@@ -137,6 +149,36 @@ def test_rows_logged_after_the_checkpoint_are_dropped_and_logged_once_on_resume(
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3]
     assert [float(r["train/loss"]) for r in rows] == pytest.approx([float(r["train/loss"]) for r in first_pass])
     assert len([r for r in logged_rows(run_dir) if r.get("test/si_snr")]) == 3  # tests are kept
+    events = tensorboard_scalars(run_dir, "train/loss")  # without the purge mark: steps 2 and 3 twice
+    assert [step for step, _ in events] == [0, 1, 2, 3]
+    assert [value for _, value in events] == pytest.approx([value for _, value in first_pass_events])
+
+
+def test_weight_average_is_what_the_checkpoint_holds_the_test_reads_and_a_resume_continues(compose_train, tmp_path):
+    """callbacks=weight_average: the checkpoints hold the average (and the raw weights), the
+    run's test reads the average as speechexp-eval does, and 2 + 2 epochs end where 4 do."""
+    from speechexp.evaluate import evaluate
+
+    args = (*TINY, "logger=csv", "callbacks=weight_average", "callbacks.weight_average.decay=0.5")
+    train(compose_train(*args, "trainer.max_epochs=4", run_name="straight"))
+    straight = results(tmp_path / "straight")
+    best = torch.load(straight["best_checkpoint"], weights_only=True)
+    averaged, raw = best["state_dict"], best["current_model_state"]
+    assert averaged.keys() == raw.keys()
+    assert any(not torch.equal(averaged[name], raw[name]) for name in averaged)
+
+    eval_dir = tmp_path / "eval"
+    metrics = evaluate(compose_config("eval", [f"ckpt_path={straight['best_checkpoint']}", f"paths.data_dir={tmp_path / 'data'}",
+                                               "~logger", "trainer.enable_progress_bar=false"], eval_dir))
+    assert metrics["test/si_snr"] == pytest.approx(straight["test/si_snr"], abs=1e-4)  # the raw weights read otherwise
+
+    train(compose_train(*args, "trainer.max_epochs=2"))
+    resumed = train(compose_train(*args, "trainer.max_epochs=4"))
+    assert resumed["test/si_snr"] == pytest.approx(straight["test/si_snr"], abs=1e-4)
+    ends = [torch.load(tmp_path / run / "checkpoints" / "last.ckpt", weights_only=True) for run in ("run", "straight")]
+    for key in ("state_dict", "current_model_state"):
+        for name, value in ends[0][key].items():
+            torch.testing.assert_close(value, ends[1][key][name], msg=f"{key}/{name}")
 
 
 def test_a_w_and_b_service_inherited_from_the_parent_is_not_used(tmp_path):

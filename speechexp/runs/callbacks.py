@@ -1,6 +1,7 @@
 """Lightning callbacks every run uses: the resume checkpoint saved after each epoch's logs,
 graceful interruption, a guard on non-finite losses, one summary line (with throughput) per
-epoch, and a distributed process's clean exit."""
+epoch, and a distributed process's clean exit; and the optional average of the weights
+(``callbacks=weight_average``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.distributed as dist
+from pytorch_lightning.callbacks import EMAWeightAveraging
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from speechexp.errors import SpeechexpError
-from speechexp.runs.loggers import ResumableCSVLogger
+from speechexp.runs.loggers import ResumableCSVLogger, hide_tensorboard_events_from_step
 
 log = logging.getLogger("speechexp")
 
@@ -77,7 +81,8 @@ class GracefulInterrupt(pl.Callback):
 class LastCheckpoint(pl.Callback):
     """Save ``dirpath/last.ckpt``, the point a re-run resumes from, after every epoch once
     the epoch's metrics are in the logs: as the next epoch starts and when training ends.
-    A resumed run first drops what the CSV log holds past the checkpoint.
+    A resumed run first drops what the CSV log holds past the checkpoint and hides what
+    TensorBoard's does.
 
     Lightning logs an epoch's training metrics after every ``on_train_epoch_end`` hook, so
     a checkpoint saved there (ModelCheckpoint's ``save_on_train_epoch_end``) and a SIGKILL
@@ -98,6 +103,9 @@ class LastCheckpoint(pl.Callback):
                 if isinstance(logger, ResumableCSVLogger) and (dropped := logger.forget_from_step(trainer.global_step)):
                     log.info("Dropped %d CSV log rows from step %d on: this run logs them again.",
                              dropped, trainer.global_step)
+                elif isinstance(logger, TensorBoardLogger):
+                    hide_tensorboard_events_from_step(logger, trainer.global_step)
+                # (W&B keeps the history it received: the redone steps reach it twice)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.current_epoch > self._first_epoch:  # an epoch finished and was logged
@@ -121,6 +129,21 @@ class LastCheckpoint(pl.Callback):
     def _save(self, trainer: pl.Trainer) -> None:
         if not trainer.fast_dev_run:  # like ModelCheckpoint: a smoke run keeps no checkpoints
             trainer.save_checkpoint(self.path, weights_only=False)
+
+
+class WeightAverage(EMAWeightAveraging):
+    """Lightning's exponential moving average of the weights (``decay`` per optimizer step):
+    validation, checkpoints (``state_dict``; the raw weights ride along to resume from) and
+    the test read the average.
+
+    Lightning's callback also runs when a checkpoint is loaded to *test* after fitting, and
+    there puts the raw weights back, so the run's test would read other weights than its
+    checkpoint (and ``speechexp-eval``) holds; outside fitting the average is kept.
+    """
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
 class NonFiniteLossGuard(pl.Callback):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
@@ -70,3 +70,15 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+def hide_tensorboard_events_from_step(logger: TensorBoardLogger, step: int) -> None:
+    """Make TensorBoard drop the events ``logger`` wrote at global ``step`` or later, as a
+    resumed run logs that work again: a session restart at ``step`` in the event file is
+    TensorBoard's own purge mark (what SummaryWriter's ``purge_step`` writes; the writer
+    exists before the resume step is known, so the mark is added here)."""
+    from tensorboard.compat.proto.event_pb2 import Event, SessionLog  # noqa: PLC0415 - the [tensorboard] extra
+
+    writer = logger.experiment.file_writer
+    writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
+    writer.flush()
