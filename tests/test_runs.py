@@ -152,6 +152,7 @@ def test_rows_logged_after_the_checkpoint_are_dropped_and_logged_once_on_resume(
     events = tensorboard_scalars(run_dir, "train/loss")  # without the purge mark: steps 2 and 3 twice
     assert [step for step, _ in events] == [0, 1, 2, 3]
     assert [value for _, value in events] == pytest.approx([value for _, value in first_pass_events])
+    assert [step for step, _ in tensorboard_scalars(run_dir, "test/si_snr")] == [2, 4, 4]  # and so are tests
 
 
 def test_weight_average_is_what_the_checkpoint_holds_the_test_reads_and_a_resume_continues(compose_train, tmp_path):

@@ -76,9 +76,19 @@ def hide_tensorboard_events_from_step(logger: TensorBoardLogger, step: int) -> N
     """Make TensorBoard drop the events ``logger`` wrote at global ``step`` or later, as a
     resumed run logs that work again: a session restart at ``step`` in the event file is
     TensorBoard's own purge mark (what SummaryWriter's ``purge_step`` writes; the writer
-    exists before the resume step is known, so the mark is added here)."""
+    exists before the resume step is known, so the mark is added here). Test scalars past
+    the mark are written again after it: a continued run keeps its earlier tests, as the CSV
+    log does."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: PLC0415
     from tensorboard.compat.proto.event_pb2 import Event, SessionLog  # noqa: PLC0415 - the [tensorboard] extra
 
-    writer = logger.experiment.file_writer
-    writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
+    writer = logger.experiment
+    writer.flush()
+    logged = EventAccumulator(writer.get_logdir())
+    logged.Reload()
+    tests = [(tag, event.step, event.value) for tag in logged.Tags()["scalars"] if tag.startswith("test/")
+             for event in logged.Scalars(tag) if event.step >= step]
+    writer.file_writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
+    for tag, logged_at, value in tests:
+        writer.add_scalar(tag, value, logged_at)
     writer.flush()
