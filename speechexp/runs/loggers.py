@@ -36,11 +36,17 @@ class _AppendingWriter(ExperimentWriter):
         super().save()
 
 
+def is_test_metric(name: str) -> bool:
+    """Whether a logged metric is a test result: a resume redoes training and validation
+    past its checkpoint, never an earlier test, so every logger keeps those."""
+    return name.startswith("test/")
+
+
 def redone_by_resume(row: dict[str, str], step: int) -> bool:
     """Whether a ``metrics.csv`` row is training or validation work at global ``step`` or
     later (test rows stay: a continued run keeps the record of its earlier tests)."""
     logged_at = row.get("step") or ""
-    is_test = any(key.startswith("test/") and value for key, value in row.items() if key)
+    is_test = any(key and is_test_metric(key) and value for key, value in row.items())
     return logged_at.isdigit() and int(logged_at) >= step and not is_test
 
 
@@ -86,7 +92,7 @@ def hide_tensorboard_events_from_step(logger: TensorBoardLogger, step: int) -> N
     writer.flush()
     logged = EventAccumulator(writer.get_logdir())
     logged.Reload()
-    tests = [(tag, event.step, event.value) for tag in logged.Tags()["scalars"] if tag.startswith("test/")
+    tests = [(tag, event.step, event.value) for tag in logged.Tags()["scalars"] if is_test_metric(tag)
              for event in logged.Scalars(tag) if event.step >= step]
     writer.file_writer.add_event(Event(step=step, session_log=SessionLog(status=SessionLog.START)))
     for tag, logged_at, value in tests:
