@@ -34,10 +34,10 @@ def checkpoints(tmp_path_factory):
     runs = {"separation": ("experiment=separation",),
             # the emotion head also reads speaker-relative prosody with pitch: the graph computes
             # both (its own STFTs, log-mel and pitch tracking) from the waveform; the encoder reads
-            # the cepstrally smoothed features through instance-normalised convolutions
+            # the cepstrally smoothed features through 2-D and instance-normalised convolutions
             "asr_emotion": ("experiment=asr_emotion", *SMALL_CORPUS, "task.module.speaker_norm=true",
                             "model.emotion_sources=[encoder,conv,input,ctc,prosody]", "dataset.datamodule.pitch=true",
-                            "model.input_lifter=20", "model.front_norm=instance")}
+                            "model.input_lifter=20", "model.front_norm=instance", "model.freq_conv_channels=3")}
     found = {}
     for kind, overrides in runs.items():
         run_dir = root / kind

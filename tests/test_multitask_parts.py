@@ -173,12 +173,14 @@ def test_masked_batch_norm_ignores_padding_and_keeps_level_differences():
 
 
 @pytest.mark.parametrize("stride, upsample", [(1, 1), (2, 1), (3, 1), (4, 2), (3, 2)])
-@pytest.mark.parametrize("input_norm, front_norm", [("utterance", "none"), ("global", "none"), ("frame", "none"),
-                                                    ("utterance", "instance")])
-def test_model_ctc_frames_and_padding_invariance(stride, upsample, input_norm, front_norm):
+@pytest.mark.parametrize("input_norm, front_norm, freq_convs", [
+    ("utterance", "none", 0), ("global", "none", 0), ("frame", "none", 0), ("utterance", "instance", 0),
+    ("utterance", "instance", 3)])
+def test_model_ctc_frames_and_padding_invariance(stride, upsample, input_norm, front_norm, freq_convs):
     torch.manual_seed(0)
     model = MultitaskSpeechModel(n_mels=20, vocab_size=11, num_emotions=4, conv_channels=8, units=6,
                                  stride=stride, ctc_upsample=upsample, input_norm=input_norm, front_norm=front_norm,
+                                 freq_conv_channels=freq_convs,
                                  augment=SpecAugment(freq_width=3, time_width=0.1),
                                  emotion_sources=["encoder", "conv", "branch", "input", "ctc"], branch_channels=5)
     lengths = torch.tensor([37, 20, 9])
@@ -231,6 +233,24 @@ def test_front_norm_instance_standardises_each_channel_over_the_valid_frames_onl
     assert torch.equal(MultitaskSpeechModel(n_mels=10, vocab_size=7, num_emotions=3).normalise_front(x, torch.tensor([12, 7])), x)
     with pytest.raises(ValueError, match="front_norm must be one of"):
         MultitaskSpeechModel(n_mels=10, vocab_size=7, num_emotions=3, front_norm="batch")
+
+
+def test_freq_convs_detect_a_pattern_alike_at_any_height_on_the_mel_axis():
+    torch.manual_seed(0)
+    model = MultitaskSpeechModel(n_mels=24, vocab_size=7, num_emotions=3, conv_channels=4, units=4,
+                                 freq_conv_channels=5, emotion_sources=["input"]).eval()
+    assert model.conv1.in_channels == 5 * 6  # ceil(24 / 4) bins of 5 channels
+    lengths = torch.tensor([10])
+    low = torch.zeros(1, 10, 24)
+    low[0, 3:6, 4:6] = 1.0  # a short band: a formant or burst at one height
+    high = low.roll(8, dims=2)  # the same pattern 8 bins (two output bins) higher
+    out_low = model.spectro_temporal(low, lengths).view(1, 10, 5, 6)
+    out_high = model.spectro_temporal(high, lengths).view(1, 10, 5, 6)
+    torch.testing.assert_close(out_high[..., 3:5], out_low[..., 1:3])  # the same response, moved with it
+    assert not torch.allclose(out_high, out_low)
+    assert torch.equal(MultitaskSpeechModel(n_mels=24, vocab_size=7, num_emotions=3).spectro_temporal(low, lengths), low)
+    with pytest.raises(ValueError, match="freq_conv_channels must be 0"):
+        MultitaskSpeechModel(n_mels=24, vocab_size=7, num_emotions=3, freq_conv_channels=-1)
 
 
 def test_locked_dropout_shares_one_mask_over_frames_and_keeps_the_mean():

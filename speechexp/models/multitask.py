@@ -1,7 +1,8 @@
 """Multitask speech model: a shared encoder, a CTC ASR head and an emotion head.
 
 features ``[batch, frames, n_mels]`` → input normalisation (optionally cepstrally smoothed,
-``input_lifter``) → (training only) SpecAugment → convolutional front end (time subsampled by
+``input_lifter``) → (training only) SpecAugment → (optionally, ``freq_conv_channels``, 2-D
+time × frequency convolutions) → convolutional front end (time subsampled by
 ``stride``; optionally instance-normalised, ``front_norm``) → BiLSTM encoder → (a)
 per-frame character log-probs for CTC and (b) an utterance embedding → emotion logits.
 
@@ -24,6 +25,7 @@ either direction.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -95,6 +97,13 @@ class MultitaskSpeechModel(nn.Module):
             utterance's own frames (mean 0, variance 1, before the activation), meant to strip
             what is constant over an utterance, such as much of a voice's timbre (Chou et
             al., 2019); ``none`` does not.
+        freq_conv_channels: with more than 0, two 2-D convolutions (3 × 3 over time and mel
+            bins, that many channels, each halving the mel axis) read the encoder's input before
+            the front end: their filters slide along the frequency axis, so a pattern such as a
+            formant transition or a burst is detected alike at any height, as it sits at
+            different heights in different voices (DeepSpeech 2's 2-D front end, Amodei et
+            al., 2016). The front end then reads ``freq_conv_channels * ceil(n_mels / 4)``
+            channels per frame. 0: none.
         phoneme_classes: with more than 0, a second CTC head over the same encoder frames
             predicts phonemes (:mod:`speechexp.data.phonemes`: that many classes including
             the blank; the datamodule sets it with ``phonemes: true``); ``forward(...,
@@ -108,7 +117,7 @@ class MultitaskSpeechModel(nn.Module):
                  emotion_pooling: str = "stats", emotion_units: int | None = None, ctc_upsample: int = 1,
                  branch_channels: int = 128, branch_layers: int = 3, locked_dropout: bool = False,
                  pitch: bool = False, input_lifter: int | None = None, front_norm: str = "none",
-                 phoneme_classes: int = 0):
+                 phoneme_classes: int = 0, freq_conv_channels: int = 0):
         super().__init__()
         if not 1 <= int(stride) <= 4:
             raise ValueError(f"stride must be 1 to 4, not {stride}")
@@ -135,7 +144,14 @@ class MultitaskSpeechModel(nn.Module):
         self.global_norm = MaskedBatchNorm(n_mels)
         self.frame_norm = nn.LayerNorm(n_mels) if input_norm == "frame" else None
         self.augment = augment
-        self.conv1 = nn.Conv1d(n_mels, conv_channels, kernel_size=2 * self.stride + 1, stride=self.stride,
+        if int(freq_conv_channels) < 0:
+            raise ValueError(f"freq_conv_channels must be 0 (none) or more, not {freq_conv_channels}")
+        self.freq_convs = nn.ModuleList(
+            [nn.Conv2d(1, int(freq_conv_channels), kernel_size=3, stride=(1, 2), padding=1),
+             nn.Conv2d(int(freq_conv_channels), int(freq_conv_channels), kernel_size=3, stride=(1, 2), padding=1)]
+        ) if freq_conv_channels else None
+        front_in = int(freq_conv_channels) * math.ceil(math.ceil(n_mels / 2) / 2) if freq_conv_channels else n_mels
+        self.conv1 = nn.Conv1d(front_in, conv_channels, kernel_size=2 * self.stride + 1, stride=self.stride,
                                padding=self.stride)
         self.conv2 = nn.Conv1d(conv_channels, conv_channels, kernel_size=3, padding=1)
         self.encoder = ExactBiLSTM(conv_channels, units, layers, dropout, locked_dropout)
@@ -220,6 +236,18 @@ class MultitaskSpeechModel(nn.Module):
         mean, std = masked_mean_std(x, lengths)
         return (x - mean.unsqueeze(1)) / std.unsqueeze(1)
 
+    def spectro_temporal(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The ``freq_conv_channels`` convolutions: ``[batch, frames, n_mels]`` →
+        ``[batch, frames, channels * ceil(n_mels / 4)]`` (unchanged without them), padding zeroed
+        after each, so it never leaks into valid frames."""
+        if self.freq_convs is None:
+            return x
+        valid = valid_mask(lengths, x.shape[1])[:, None, :, None].to(x.dtype)  # [batch, 1, frames, 1]
+        x = x.unsqueeze(1)  # [batch, 1, frames, n_mels]
+        for conv in self.freq_convs:
+            x = nn.functional.gelu(conv(x)) * valid
+        return x.permute(0, 2, 1, 3).flatten(2)  # [batch, frames, channels * bins]
+
     def run_branch(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The emotion branch: ``[batch, frames, n_mels]`` → ``([batch, frames', channels], lengths')``
         with ``frames' = ceil(frames / 2)``."""
@@ -248,6 +276,7 @@ class MultitaskSpeechModel(nn.Module):
         x, global_features = self.normalise(features, lengths)
         if self.augment is not None and self.training:
             x = mask_frames(self.augment(x, lengths), lengths)
+        x = self.spectro_temporal(x, lengths)
         # padded frames are zero before each conv, so padding never leaks into valid frames
         x = self.conv1(x.transpose(1, 2)).transpose(1, 2)  # [batch, frames', channels]
         enc_lengths = self.encoder_lengths(lengths).clamp(max=x.shape[1])
