@@ -110,6 +110,30 @@ def test_formant_warp_moves_formants_by_different_ratios_and_keeps_the_bins_in_o
         SpecAugment(formant_warp=0.5)
 
 
+def test_warp_drift_moves_a_formant_smoothly_within_an_utterance_and_keeps_its_ends():
+    import librosa
+
+    centres = torch.as_tensor(librosa.mel_frequencies(n_mels=82, fmin=0.0, fmax=8000.0)[1:-1], dtype=torch.float32)
+    torch.manual_seed(0)
+    augment = SpecAugment(freq_masks=0, time_masks=0, warp_drift=0.1).train()
+    lengths = torch.full((64,), 60)
+    lengths[1] = 40
+    curves = augment.drift_curves(lengths, 60)
+    assert curves.shape == (64, 60) and curves.abs().max() <= 4 * 0.1
+    assert curves[:, 0].abs().max() < 1e-6 and curves[0, 59].abs() < 1e-5 and curves[1, 39:].abs().max() < 1e-5
+    features = torch.zeros(64, 60, 80)
+    features[:, :, 40] = 1.0  # one steady formant near 1.7 kHz
+    out = augment(features, lengths)
+    heard = (out * centres).sum(-1) / out.sum(-1) / centres[40]  # [batch, frames]: its ratio per frame
+    assert heard[:, 0].sub(1).abs().max() < 0.01  # the ends keep their place ...
+    assert heard.std(dim=1).mean() > 0.02  # ... while the middle wanders within each utterance
+    assert heard.diff(dim=1).abs().max() < 0.05  # smoothly, from frame to frame
+    assert torch.equal(out[1, 40:], features[1, 40:])  # padding as it was
+    assert torch.equal(augment.eval()(features, lengths), features)
+    with pytest.raises(ValueError, match="warp_drift"):
+        SpecAugment(warp_drift=0.25)
+
+
 def test_time_warp_moves_a_frame_where_it_is_asked_keeps_the_ends_and_the_padding():
     ramp = torch.arange(10.0).repeat(2, 1)[:, :, None].repeat(1, 1, 3)  # each frame holds its index
     lengths = torch.tensor([10, 6])

@@ -9,6 +9,9 @@ utterance from ``[1 - freq_warp, 1 + freq_warp]``, on the mel bins' own frequenc
 new speaker is heard every epoch. ``formant_warp`` bends that factor along the frequency
 axis (a smooth random curve, one per utterance), so formants move by different ratios, as
 they do between people whose vocal tracts differ in shape, not only in length.
+``warp_drift`` lets that factor drift within the utterance (a smooth random curve over its
+frames, one per utterance), so each stretch of speech aims its formants a little higher or
+lower than the rest, as a person's vowels and transitions vary from one syllable to the next.
 ``time_warp`` is SpecAugment's own time warp: a random point of each utterance moves by up
 to ``time_warp`` of its length, the frames before it stretched and those after it squeezed
 (or the other way round), so the utterance keeps its length (and its CTC labels) while its
@@ -48,11 +51,15 @@ class SpecAugment(nn.Module):
             to the log of ``freq_warp``'s factor (0: one factor for every frequency).
         time_warp: the largest move of the time-warp point, as a fraction of the utterance's
             valid length (0: none).
+        warp_drift: the largest amplitude of each of four half-sine components
+            (``sin(k pi t / length)``, ``k = 1..4``: the slowest spans the utterance, the
+            fastest a quarter of it) added to the log of the warp factor of each frame (0: one
+            factor for every frame).
     """
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 10, time_masks: int = 2,
                  time_width: float = 0.05, fill: float = 0.0, freq_warp: float = 0.0, top_hz: float = 8000.0,
-                 formant_warp: float = 0.0, time_warp: float = 0.0):
+                 formant_warp: float = 0.0, time_warp: float = 0.0, warp_drift: float = 0.0):
         super().__init__()
         if freq_masks < 0 or time_masks < 0 or freq_width < 0 or not 0.0 <= time_width <= 1.0:
             raise ValueError("SpecAugment needs non-negative mask counts and widths and 0 <= time_width <= 1")
@@ -62,6 +69,9 @@ class SpecAugment(nn.Module):
             raise ValueError("SpecAugment needs 0 <= formant_warp < 0.5")
         if not 0.0 <= time_warp < 0.5:
             raise ValueError("SpecAugment needs 0 <= time_warp < 0.5")
+        if not 0.0 <= warp_drift < 0.25:
+            raise ValueError("SpecAugment needs 0 <= warp_drift < 0.25")
+        self.warp_drift = float(warp_drift)
         self.freq_warp, self.top_hz, self.formant_warp = float(freq_warp), float(top_hz), float(formant_warp)
         self.time_warp = float(time_warp)
         self.freq_masks, self.freq_width = int(freq_masks), int(freq_width)
@@ -71,24 +81,27 @@ class SpecAugment(nn.Module):
     def extra_repr(self) -> str:
         return (f"freq_masks={self.freq_masks}, freq_width={self.freq_width}, "
                 f"time_masks={self.time_masks}, time_width={self.time_width}, freq_warp={self.freq_warp}, "
-                f"formant_warp={self.formant_warp}, time_warp={self.time_warp}")
+                f"formant_warp={self.formant_warp}, time_warp={self.time_warp}, warp_drift={self.warp_drift}")
 
     def warp(self, features: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
         """``features [batch, frames, dim]`` with each row's spectrum scaled in frequency by
-        ``factors [batch]`` (or ``[batch, dim]``, one per bin): bin ``j`` (centre ``f_j``) reads
-        the input at ``f_j / factor``, interpolated linearly between bins (held at the edges;
-        never folding back, so the warp keeps the bins' order)."""
-        dim = features.shape[2]
+        ``factors [batch]`` (or ``[batch, dim]``, one per bin, or ``[batch, frames, dim]``, one per
+        frame and bin): bin ``j`` (centre ``f_j``) reads the input at ``f_j / factor``,
+        interpolated linearly between bins (held at the edges; never folding back, so the warp
+        keeps the bins' order)."""
+        batch, frames, dim = features.shape
         centres = torch.as_tensor(mel_centres(dim, self.top_hz), dtype=torch.float32, device=features.device)
-        factors = factors.float() if factors.dim() == 2 else factors[:, None].float()
-        source = torch.cummax((centres[None, :] / factors).clamp(centres[0], centres[-1]), dim=1).values
+        factors = factors.float()
+        if factors.dim() < 3:  # [batch] or [batch, dim]: one factor for every frame
+            factors = factors.reshape(batch, 1, -1)
+        source = torch.cummax((centres / factors).clamp(centres[0], centres[-1]), dim=2).values
         upper = torch.searchsorted(centres, source.contiguous()).clamp(1, dim - 1)
         lower = upper - 1
         frac = ((source - centres[lower]) / (centres[upper] - centres[lower])).to(features.dtype)
-        frames = features.shape[1]
-        below = features.gather(2, lower[:, None, :].expand(-1, frames, -1))
-        above = features.gather(2, upper[:, None, :].expand(-1, frames, -1))
-        return below + (above - below) * frac[:, None, :]
+        shape = (batch, frames, dim)  # an index of [batch, 1, dim] serves every frame alike
+        below = features.gather(2, lower.expand(shape))
+        above = features.gather(2, upper.expand(shape))
+        return below + (above - below) * frac
 
     @staticmethod
     def time_warp_frames(features: torch.Tensor, lengths: torch.Tensor, points: torch.Tensor,
@@ -122,6 +135,17 @@ class SpecAugment(nn.Module):
         amplitudes = (2 * torch.rand(batch, 3, device=device) - 1) * self.formant_warp
         return amplitudes @ shapes
 
+    def drift_curves(self, lengths: torch.Tensor, frames: int) -> torch.Tensor:
+        """``[batch, frames]`` random smooth log-factors over each row's valid frames:
+        ``sum_k a_k sin(k pi t / length)``, ``k = 1..4``, each ``a_k`` uniform in ``±warp_drift``
+        (zero at the utterance's ends and held there over its padding)."""
+        place = (torch.arange(frames, device=lengths.device, dtype=torch.float32)[None, :]
+                 / (lengths.float()[:, None] - 1).clamp(min=1)).clamp(max=1.0)  # t / length: [batch, frames]
+        k = torch.arange(1, 5, device=lengths.device, dtype=torch.float32)
+        shapes = torch.sin(torch.pi * k[None, :, None] * place[:, None, :])  # [batch, 4, frames]
+        amplitudes = (2 * torch.rand(lengths.shape[0], 4, device=lengths.device) - 1) * self.warp_drift
+        return (amplitudes[:, :, None] * shapes).sum(1)
+
     @staticmethod
     def _band_mask(count: int, widest: torch.Tensor, size: torch.Tensor, positions: int,
                    device: torch.device) -> torch.Tensor:
@@ -140,7 +164,7 @@ class SpecAugment(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``features [batch, frames, dim]``, ``lengths [batch]`` → masked features (training only)."""
         if not self.training or (self.freq_masks == 0 and self.time_masks == 0 and self.freq_warp == 0
-                                 and self.formant_warp == 0 and self.time_warp == 0):
+                                 and self.formant_warp == 0 and self.time_warp == 0 and self.warp_drift == 0):
             return features
         batch, frames, dim = features.shape
         device = features.device
@@ -150,10 +174,12 @@ class SpecAugment(nn.Module):
             points = widest + torch.rand(batch, device=device) * (lengths - 1 - 2 * widest).clamp(min=0)
             moves = (2 * torch.rand(batch, device=device) - 1) * widest
             features = self.time_warp_frames(features, lengths, points, moves)
-        if self.freq_warp or self.formant_warp:
-            factors = (1.0 + (2 * torch.rand(batch, device=device) - 1) * self.freq_warp)[:, None]
+        if self.freq_warp or self.formant_warp or self.warp_drift:
+            factors = (1.0 + (2 * torch.rand(batch, device=device) - 1) * self.freq_warp)[:, None, None]
             if self.formant_warp:
-                factors = factors * self.formant_curves(batch, dim, device).exp()
+                factors = factors * self.formant_curves(batch, dim, device).exp()[:, None, :]
+            if self.warp_drift:
+                factors = factors * self.drift_curves(lengths, frames).exp()[:, :, None]
             features = self.warp(features, factors)
         mask = torch.zeros(batch, frames, dim, dtype=torch.bool, device=device)
         if self.freq_masks and self.freq_width:
