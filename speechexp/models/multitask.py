@@ -144,13 +144,15 @@ class MultitaskSpeechModel(nn.Module):
         self.global_norm = MaskedBatchNorm(n_mels)
         self.frame_norm = nn.LayerNorm(n_mels) if input_norm == "frame" else None
         self.augment = augment
-        if int(freq_conv_channels) < 0:
+        freq_channels = int(freq_conv_channels)
+        if freq_channels < 0:
             raise ValueError(f"freq_conv_channels must be 0 (none) or more, not {freq_conv_channels}")
         self.freq_convs = nn.ModuleList(
-            [nn.Conv2d(1, int(freq_conv_channels), kernel_size=3, stride=(1, 2), padding=1),
-             nn.Conv2d(int(freq_conv_channels), int(freq_conv_channels), kernel_size=3, stride=(1, 2), padding=1)]
-        ) if freq_conv_channels else None
-        front_in = int(freq_conv_channels) * math.ceil(math.ceil(n_mels / 2) / 2) if freq_conv_channels else n_mels
+            [nn.Conv2d(1, freq_channels, kernel_size=3, stride=(1, 2), padding=1),
+             nn.Conv2d(freq_channels, freq_channels, kernel_size=3, stride=(1, 2), padding=1)]
+        ) if freq_channels else None
+        # each stride-2 convolution gives ceil(bins / 2) bins
+        front_in = freq_channels * math.ceil(math.ceil(n_mels / 2) / 2) if freq_channels else n_mels
         self.conv1 = nn.Conv1d(front_in, conv_channels, kernel_size=2 * self.stride + 1, stride=self.stride,
                                padding=self.stride)
         self.conv2 = nn.Conv1d(conv_channels, conv_channels, kernel_size=3, padding=1)
