@@ -96,3 +96,36 @@ def test_bench_gloo_exit_counts_each_way_and_the_destroyed_group_never_aborts():
     assert [row[0] for row in rows] == ["group left to shutdown (Lightning, gloo)", "destroyed at exit (speechexp)"]
     assert [row[1] for row in rows] == ["1", "1"] and int(rows[0][2]) in (0, 1)
     assert rows[1][2] == "0"  # none of 40 pairs did in the README's measurement
+
+
+def test_ablation_table_puts_each_steps_figures_in_its_row_in_the_order_run(tmp_path):
+    def bench_row(name, cer, uar=None):
+        return {"set": name, "cer": cer, "cer_low": cer - 0.05, "cer_high": cer + 0.05, "wer": cer + 0.3,
+                "uar": uar, "per": None, "seen": None, "utterances": 10}
+
+    (tmp_path / "steps").write_text("0_espeak\n5_recipe\n")
+    for step, ked, people, own in (("0_espeak", 0.78, 0.90, 0.25), ("5_recipe", 0.31, 0.62, 0.29)):
+        (tmp_path / step).mkdir()
+        (tmp_path / step / "results.json").write_text(json.dumps({"test/cer": own, "test/uar": 0.9}))
+        (tmp_path / f"{step}.wall").write_text("123\n")
+        (tmp_path / f"{step}.overrides").write_text(f"experiment={step}\n")
+        rows = [bench_row("ked", ked, 0.4), bench_row("real-dev/alsa", people - 0.2), bench_row("real-dev", people),
+                bench_row("real-dev/tuxpaint", people + 0.04)]
+        (tmp_path / f"{step}.bench.json").write_text(json.dumps({"rows": rows, "against": []}))
+    lines = run_script("scripts/ablation_table.py", str(tmp_path)).splitlines()
+    assert lines[0] == ("| step | ked CER | ked UAR | real-dev CER | 95 % interval | real-dev WER | alsa CER "
+                        "| tuxpaint CER | own test CER / UAR | wall s | overrides |")
+    assert lines[2] == ("| 0_espeak | 0.780 | 0.400 | 0.900 | 0.850 to 0.950 | 1.200 | 0.700 | 0.940 "
+                        "| 0.250 / 0.900 | 123 | `experiment=0_espeak` |")
+    assert lines[3].startswith("| 5_recipe | 0.310 | 0.400 | 0.620 | 0.570 to 0.670 |")
+    assert len(lines) == 4
+
+
+def test_ablation_table_shows_dashes_for_a_step_still_running_and_names_a_wrong_folder(tmp_path):
+    (tmp_path / "steps").write_text("0_espeak\n")
+    (tmp_path / "0_espeak.overrides").write_text("experiment=asr_emotion\n")
+    row = run_script("scripts/ablation_table.py", str(tmp_path)).splitlines()[-1]
+    assert row == "| 0_espeak | — | — | — | — | — | — / — | — | `experiment=asr_emotion` |"
+    done = subprocess.run([sys.executable, "scripts/ablation_table.py", str(tmp_path / "elsewhere")], cwd=REPO,
+                          capture_output=True, text=True, env=cli_env())
+    assert done.returncode != 0 and "has no 'steps' file" in done.stderr
