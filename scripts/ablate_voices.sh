@@ -31,7 +31,7 @@ declare -A STEP=(
 read -r -a EXTRA_ARGS <<< "${EXTRA:-}"
 CHOSEN=$(printf '%s\n' ${STEPS:-${!STEP[@]}} 5_recipe | sort -u)
 for step in $CHOSEN; do
-  [ -n "${STEP[$step]:-}" ] || { echo "Unknown step '$step': choose from $(printf '%s ' "${!STEP[@]}" | tr ' ' '\n' | sort | tr '\n' ' ')" >&2; exit 2; }
+  [ -n "${STEP[$step]:-}" ] || { echo "Unknown step '$step': choose from $(printf '%s\n' "${!STEP[@]}" | sort | tr '\n' ' ')" >&2; exit 2; }
 done
 mkdir -p "$OUT"
 printf '%s\n' $CHOSEN ${FULL_CKPT:+full} > "$OUT/steps"

@@ -13,50 +13,50 @@ finished yet is shown with dashes where its figures would be.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from bench_real_voices import interval_text  # scripts/ is on the path of a script run from it
 
-def read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+from speechexp.runs.plan import read_json
 
 
 def figure(value: Any, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def bench_sets(bench: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """``bench_real_voices.py --json`` rows by their set name (``ked``, ``real-dev``, ``real-dev/tuxpaint``...)."""
-    return {} if bench is None else {row["set"]: row for row in bench["rows"]}
+def bench_sets(out: Path, step: str) -> dict[str, dict[str, Any]]:
+    """The step's ``bench_real_voices.py --json`` rows by their set name (``ked``, ``real-dev``,
+    ``real-dev/tuxpaint``...); empty while the step has not been read."""
+    return {row["set"]: row for row in read_json(out / f"{step}.bench.json").get("rows", [])}
 
 
-def step_row(out: Path, step: str, held_out: str, real: str, sources: list[str]) -> str:
-    sets = bench_sets(read_json(out / f"{step}.bench.json"))
-    results = read_json(out / step / "results.json") or {}
+def text_of(path: Path, missing: str) -> str:
+    return path.read_text().strip() if path.is_file() else missing
+
+
+def step_row(out: Path, step: str, sets: dict[str, dict[str, Any]], held_out: str, real: str,
+             sources: list[str]) -> str:
+    results = read_json(out / step / "results.json")
     voice, people = sets.get(held_out, {}), sets.get(real, {})
-    interval = (f"{people['cer_low']:.3f} to {people['cer_high']:.3f}"
-                if people.get("cer_low") is not None else "—")
-    overrides_file = out / f"{step}.overrides"
-    overrides = overrides_file.read_text().strip() if overrides_file.is_file() else ""
-    wall_file = out / f"{step}.wall"
-    wall = wall_file.read_text().strip() if wall_file.is_file() else "—"
-    cells = [step, figure(voice.get("cer")), figure(voice.get("uar")), figure(people.get("cer")), interval,
-             figure(people.get("wer")), *(figure(sets.get(f"{real}/{source}", {}).get("cer")) for source in sources),
-             f"{figure(results.get('test/cer'))} / {figure(results.get('test/uar'))}", wall, f"`{overrides}`"]
+    cells = [step, figure(voice.get("cer")), figure(voice.get("uar")), figure(people.get("cer")),
+             interval_text(people.get("cer_low"), people.get("cer_high")), figure(people.get("wer")),
+             *(figure(sets.get(f"{real}/{source}", {}).get("cer")) for source in sources),
+             f"{figure(results.get('test/cer'))} / {figure(results.get('test/uar'))}",
+             text_of(out / f"{step}.wall", "—"), f"`{text_of(out / f'{step}.overrides', '')}`"]
     return "| " + " | ".join(cells) + " |"
 
 
 def table(out: Path, held_out: str = "ked") -> str:
     """The markdown table of every step listed in ``out/steps``."""
-    steps = (out / "steps").read_text().split()
-    all_sets = set().union(*(bench_sets(read_json(out / f"{step}.bench.json")) for step in steps))
-    real = next((name for name in sorted(all_sets) if name != held_out and "/" not in name), "real")
-    sources = sorted(name.split("/", 1)[1] for name in all_sets if name.startswith(f"{real}/"))
+    sets = {step: bench_sets(out, step) for step in (out / "steps").read_text().split()}
+    names = set().union(*sets.values())
+    real = next((name for name in sorted(names) if name != held_out and "/" not in name), "real")
+    sources = sorted(name.split("/", 1)[1] for name in names if name.startswith(f"{real}/"))
     header = (["step", f"{held_out} CER", f"{held_out} UAR", f"{real} CER", "95 % interval", f"{real} WER"]
               + [f"{source} CER" for source in sources] + ["own test CER / UAR", "wall s", "overrides"])
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 2) + "---|"]
-    return "\n".join(lines + [step_row(out, step, held_out, real, sources) for step in steps])
+    return "\n".join(lines + [step_row(out, step, rows, held_out, real, sources) for step, rows in sets.items()])
 
 
 def main() -> None:
