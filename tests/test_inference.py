@@ -140,7 +140,7 @@ def test_api_transcribes_batches_like_single_files_with_speaker_means(trained):
             assert one.emotion_probs[name] == pytest.approx(many.emotion_probs[name], abs=1e-5)
     # a stored speaker mean equals naming the batch's shared speaker
     mean = model.speaker_mean(audio, 16000)
-    assert mean.shape == (model.speaker_mean_size,) == (80 + 6,)  # the recipe's head also reads prosody
+    assert mean.shape == (model.speaker_mean_size,) == (80 + 9,)  # the recipe's head also reads prosody, with pitch
     stored = model.transcribe(audio, 16000, speaker_mean=mean)
     shared = model.transcribe(audio, 16000, speakers=["s"] * 4)
     for a, b in zip(stored, shared):
@@ -358,7 +358,7 @@ def test_a_model_trained_with_speaker_mean_dropout_reads_a_lone_recording_with_i
 
     run = trained["asr"]  # the recipe trains with task.module.speaker_mean_dropout=0.1
     checkpoint = torch.load(run["best_checkpoint"], weights_only=True, map_location="cpu")
-    assert len(checkpoint[LONE_MEAN_KEY]) == 80 + 6  # the mean log-mel, then the mean prosody
+    assert len(checkpoint[LONE_MEAN_KEY]) == 80 + 9  # the mean log-mel, then the mean prosody (with pitch)
     model = load_model(run["best_checkpoint"])
     assert torch.equal(model.task.lone_mean, torch.tensor(checkpoint[LONE_MEAN_KEY]))
     path = read_rows(Path(run["run_dir"]) / "test_predictions.csv")[0]["path"]
