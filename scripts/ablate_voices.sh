@@ -64,6 +64,7 @@ if [ -n "${FULL_CKPT:-}" ]; then
   results=$(dirname "$(dirname "$FULL_CKPT")")/results.json
   if [ -f "$results" ]; then cp "$results" "$OUT/full/"; fi
   $PY scripts/bench_real_voices.py "$FULL_CKPT" --folder "$OUT/ked" --folder "$REAL" \
-    --json "$OUT/full.bench.json" > "$OUT/full.bench.txt" 2>&1
+    --json "$OUT/full.bench.json" > "$OUT/full.bench.txt" 2>&1 \
+    || { echo "Reading FULL_CKPT failed: see $OUT/full.bench.txt." >&2; exit 1; }
 fi
 $PY scripts/ablation_table.py "$OUT" | tee "$OUT/table.md"
