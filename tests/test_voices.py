@@ -147,6 +147,45 @@ def test_general_text_and_channels_take_their_shares():
                                     general_max_words=bad).texts()
 
 
+def fake_wordnet(folder, examples: list[str]):
+    """A WordNet database folder whose noun file glosses one synset per example (the others empty)."""
+    folder.mkdir()
+    lines = ["  1 This software and database is being provided... (the licence header)"]
+    lines += [f"{i:08d} 03 n 01 thing 0 000 | a gloss; \"{example}\"" for i, example in enumerate(examples)]
+    (folder / "data.noun").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    for pos in ("verb", "adj", "adv"):
+        (folder / f"data.{pos}").write_text("", encoding="latin-1")
+    return folder
+
+
+def test_natural_sentences_take_their_share_of_the_general_text(tmp_path, monkeypatch):
+    pytest.importorskip("wordfreq")
+    from speechexp.data import general_text  # noqa: PLC0415
+
+    written = [f"The {a} {n} crossed the river" for a in ("old", "small", "red", "quiet", "brave", "tired")
+               for n in ("dog", "horse", "farmer", "child", "boat", "train", "owl")]  # 42 sentences
+    written += ["He paid 20 dollars", "Ouch", "a cat (of sorts) sat", "So it goes!"]
+    monkeypatch.setenv("WNSEARCHDIR", str(fake_wordnet(tmp_path / "dict", written)))
+    # parsed as a transcript spells them: lowercase, no punctuation; no digits or symbols, 3-12 words
+    examples = general_text.usage_examples()
+    assert len(examples) == 43 and examples[0] == "the old dog crossed the river" and examples[-1] == "so it goes"
+    words = EmotionalSpeechPreparer(num_sentences=60, general_text=0.5).texts()[1]
+    grammar, general = EmotionalSpeechPreparer(num_sentences=60, general_text=0.5, general_sentences=0.5).texts()
+    assert len(general) == 60 and general[:30] == words[:30]  # the word sequences keep their order
+    assert set(general[30:]) <= set(examples) and len(set(general[30:])) == 30
+    assert general == EmotionalSpeechPreparer(num_sentences=60, general_text=0.5, general_sentences=0.5).texts()[1]
+    assert (EmotionalSpeechPreparer(general_text=0.5, general_sentences=0.5).fingerprint()
+            != EmotionalSpeechPreparer(general_text=0.5).fingerprint()
+            == EmotionalSpeechPreparer(general_text=0.5, general_sentences=0.0).fingerprint())
+    with pytest.raises(SpeechexpError, match="43"):  # more than WordNet holds
+        EmotionalSpeechPreparer(num_sentences=60, general_text=0.5, general_sentences=1.0).texts()
+    with pytest.raises(SpeechexpError, match="general_sentences=1.5"):
+        EmotionalSpeechPreparer(num_sentences=60, general_text=0.5, general_sentences=1.5).texts()
+    monkeypatch.setenv("WNSEARCHDIR", str(tmp_path / "nowhere"))
+    with pytest.raises(SpeechexpError, match="make voices"):
+        EmotionalSpeechPreparer(general_text=0.5, general_sentences=0.5).check_requirements()
+
+
 def test_domain_phrases_are_said_by_every_training_voice_and_never_held_out(tmp_path):
     base = plan()
     held_out = next(r["text"] for r in base if r["split"] == "test")  # a test sentence, about to become training text

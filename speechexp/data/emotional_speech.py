@@ -12,7 +12,8 @@ from real speakers (:mod:`speechexp.data.tts`), each heard as ``speakers_per_voi
 pseudo-speakers with their own vocal-tract warp, pitch and rate; ``val_voices`` and
 ``test_voices`` hold whole voices out (leave-one-voice-out, the offline stand-in for
 people). ``general_text`` is the share of utterances that say general English word
-sequences (:mod:`speechexp.data.general_text`) instead of grammar sentences, and
+sequences (:mod:`speechexp.data.general_text`; a ``general_sentences`` share of them natural
+sentences) instead of grammar sentences, and
 ``degrade`` the share of training utterances sent through a drawn room, noise or phone
 channel (:mod:`speechexp.data.channel`). ``domain_text`` (or ``domain_file``) lists the
 phrases a user's recordings will say: a ``domain_share`` of the training utterances say one
@@ -38,7 +39,7 @@ from scipy.signal import lfilter
 
 from speechexp.data import channel, espeak, tts
 from speechexp.data.emotion_splits import SPLITS, split_groups
-from speechexp.data.general_text import word_list, word_sequences
+from speechexp.data.general_text import natural_sentences, usage_examples, word_list, word_sequences
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.progress import progress
 from speechexp.data.sentences import sentence_bank
@@ -85,7 +86,7 @@ EXTENSION_DEFAULTS: dict[str, Any] = {
     "voices": None, "extra_voices": None, "speakers_per_voice": 0, "val_voices": None, "test_voices": None,
     "warp_spread": 0.06, "raised_fraction": 1 / 3,
     "general_text": 0.0, "general_vocabulary": 20000, "general_sequences": 0, "general_max_words": 6,
-    "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
+    "general_sentences": 0.0, "degrade": 0.0, "degrade_snr_db": [5.0, 25.0],
     "degrade_rt60_s": [0.15, 0.6], "domain_text": None, "domain_file": None, "domain_share": 0.1,
     "silence_s": 0.0, "speaker_rates": None,
 }
@@ -166,6 +167,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     general_vocabulary: int = 20000
     general_sequences: int = 0
     general_max_words: int = 6
+    general_sentences: float = 0.0
     degrade: float = 0.0
     degrade_snr_db: list[float] = field(default_factory=lambda: [5.0, 25.0])
     degrade_rt60_s: list[float] = field(default_factory=lambda: [0.15, 0.6])
@@ -268,10 +270,13 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         tts.check_installed(self.natural_voices())
         if self.general_text > 0:
             word_list(self.general_vocabulary)
+            if self.general_sentences > 0:
+                usage_examples()
 
     def texts(self) -> tuple[list[str], list[str]]:
-        """The grammar sentences and (when ``general_text > 0``) the general word sequences;
-        sentence ids number the grammar sentences first."""
+        """The grammar sentences and (when ``general_text > 0``) the general texts: word
+        sequences, then a ``general_sentences`` share of natural sentences; sentence ids
+        number the grammar sentences first."""
         grammar = sentence_bank(self.num_sentences, seed=self.seed)
         if self.general_text <= 0:
             return grammar, []
@@ -282,8 +287,13 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                 f"dataset.preparer.general_max_words={self.general_max_words} cannot give {count} distinct "
                 f"general sequences from {words} words; raise it (1 to 6 words is the default)."
             )
-        return grammar, word_sequences(count, self.general_vocabulary, max_words=self.general_max_words,
-                                       seed=self.seed + 7)
+        if not 0 <= self.general_sentences <= 1:
+            raise SpeechexpError(f"dataset.preparer.general_sentences={self.general_sentences} is not a share; give "
+                                 "the share of general texts that are natural sentences, 0 to 1.")
+        sentences = round(count * self.general_sentences)
+        sequences = word_sequences(count - sentences, self.general_vocabulary, max_words=self.general_max_words,
+                                   seed=self.seed + 7) if count > sentences else []
+        return grammar, sequences + natural_sentences(sentences, seed=self.seed + 13)
 
     def plan(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Utterance plan (no audio): ``(utterances, sentences)`` as lists of dicts."""

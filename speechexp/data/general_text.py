@@ -3,19 +3,27 @@
 Word sequences drawn from ``wordfreq``'s English list (its most frequent words, sampled
 by frequency flattened to ``frequency ** flatness`` so that rare words are heard too).
 They are not grammatical sentences: they teach spelling from sound, while the grammar
-sentences (:mod:`speechexp.data.sentences`) carry the emotion study.
+sentences (:mod:`speechexp.data.sentences`) carry the emotion study. Natural English
+sentences come from WordNet's usage examples ("the children returned from the seashore
+with their shells"), as Debian's ``wordnet-base`` ships them (``make voices`` installs it).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from speechexp.errors import SpeechexpError
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+DEBIAN_WORDNET = "/usr/share/wordnet"  # wordnet-base's database folder
+# A usage example as written: letters, spaces, apostrophes and sentence punctuation only
+# (no digits or symbols, whose spoken form a transcript could not know).
+EXAMPLE = re.compile(r"[A-Za-z][A-Za-z' ,;:.!?-]*")
 
 
 @lru_cache(maxsize=4)
@@ -49,3 +57,44 @@ def word_sequences(count: int, vocabulary: int = 20000, min_words: int = 1, max_
             seen.add(text)
             out.append(text)
     return out
+
+
+def wordnet_dir() -> Path:
+    """WordNet's database folder: WordNet's own ``WNSEARCHDIR`` where set, else Debian's."""
+    return Path(os.environ.get("WNSEARCHDIR") or DEBIAN_WORDNET)
+
+
+def usage_examples() -> tuple[str, ...]:
+    """WordNet's usage examples of 3 to 12 words (about 40000 in WordNet 3.0), lowercase
+    without punctuation, distinct, in the database's order."""
+    return _usage_examples(wordnet_dir())
+
+
+@lru_cache(maxsize=2)
+def _usage_examples(folder: Path, min_words: int = 3, max_words: int = 12) -> tuple[str, ...]:
+    files = [folder / f"data.{pos}" for pos in ("noun", "verb", "adj", "adv")]
+    if not all(f.is_file() for f in files):
+        raise SpeechexpError(f"Natural English sentences need WordNet's database in {folder}; run `make voices` "
+                             "(or `apt-get install wordnet-base`), or set WNSEARCHDIR to its dict folder.")
+    out: dict[str, None] = {}
+    for path in files:
+        for line in path.read_text(encoding="latin-1").splitlines():
+            if line.startswith("  ") or " | " not in line:  # the licence header; synsets without a gloss
+                continue
+            for example in re.findall(r'"([^"]+)"', line.split(" | ", 1)[1]):
+                if EXAMPLE.fullmatch(example.strip()):
+                    text = " ".join(re.sub(r"[^a-z' ]", " ", example.lower()).split())
+                    if min_words <= len(text.split()) <= max_words:
+                        out[text] = None
+    return tuple(out)
+
+
+def natural_sentences(count: int, seed: int = 0) -> list[str]:
+    """``count`` distinct WordNet usage examples (:func:`usage_examples`), a seeded sample:
+    the same arguments give the same list."""
+    examples = usage_examples()
+    if count > len(examples):
+        raise SpeechexpError(f"{count} natural sentences were asked for and WordNet holds {len(examples)}; "
+                             "lower dataset.preparer.general_sequences or general_sentences.")
+    rng = np.random.default_rng(seed)
+    return [examples[i] for i in rng.choice(len(examples), size=count, replace=False)]
