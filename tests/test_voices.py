@@ -3,6 +3,9 @@ recording channels (issue 22). Engine tests run where `make voices` installed th
 
 from __future__ import annotations
 
+import csv
+import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -13,6 +16,7 @@ import pytest
 from speechexp.data import channel, tts
 from speechexp.data.emotional_speech import NATURAL_LEVEL_DBFS, EmotionalSpeechPreparer, parse_channel
 from speechexp.errors import SpeechexpError
+from speechexp.io import write_csv_atomic
 from speechexp.runs.build import build_preparer
 from tests.conftest import REPO, cli_env, compose_config
 
@@ -184,6 +188,33 @@ def test_natural_sentences_take_their_share_of_the_general_text(tmp_path, monkey
     monkeypatch.setenv("WNSEARCHDIR", str(tmp_path / "nowhere"))
     with pytest.raises(SpeechexpError, match="make voices"):
         EmotionalSpeechPreparer(general_text=0.5, general_sentences=0.5).check_requirements()
+
+
+def test_voice_folder_keeps_one_kind_of_text(tmp_path, monkeypatch):
+    """``scripts/voice_folder.py --text`` tells grammar, word sequences and natural sentences
+    apart as the corpus' preparer made them (its fields in ``preparer.json``)."""
+    pytest.importorskip("wordfreq")
+    written = [f"The {a} {n} crossed the river" for a in ("old", "small", "red", "quiet", "brave")
+               for n in ("dog", "horse", "farmer", "child")]
+    monkeypatch.setenv("WNSEARCHDIR", str(fake_wordnet(tmp_path / "dict", written)))
+    preparer = EmotionalSpeechPreparer(num_sentences=30, general_text=0.5, general_sentences=0.5)
+    grammar, general = preparer.texts()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "preparer.json").write_text(json.dumps({"fields": preparer.fingerprint_fields()}, default=str))
+    texts = grammar + general
+    rows = [{"path": f"w/{i}.wav", "text": t, "emotion": "sad", "speaker": "s", "split": "test",
+             "source": "flite:awb"} for i, t in enumerate(texts)]
+    write_csv_atomic(corpus / "metadata.csv", rows, list(rows[0]))
+    said = {}
+    for kind in ("grammar", "words", "sentences"):
+        done = subprocess.run([sys.executable, "scripts/voice_folder.py", str(corpus), str(tmp_path / kind),
+                               "--text", kind], capture_output=True, text=True, cwd=REPO, env=os.environ)
+        assert done.returncode == 0, done.stderr
+        with (tmp_path / kind / "transcripts.csv").open(newline="") as handle:
+            said[kind] = [r["text"] for r in csv.DictReader(handle)]
+    assert said == {"grammar": grammar, "words": general[:15], "sentences": general[15:]}
+    assert set(said["sentences"]) <= {t.lower() for t in written}
 
 
 def test_domain_phrases_are_said_by_every_training_voice_and_never_held_out(tmp_path):
