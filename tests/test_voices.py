@@ -188,6 +188,9 @@ def test_natural_sentences_take_their_share_of_the_general_text(tmp_path, monkey
     monkeypatch.setenv("WNSEARCHDIR", str(tmp_path / "nowhere"))
     with pytest.raises(SpeechexpError, match="make voices"):
         EmotionalSpeechPreparer(general_text=0.5, general_sentences=0.5).check_requirements()
+    # word sequences alone never need WordNet
+    assert EmotionalSpeechPreparer(num_sentences=60, general_text=0.5).texts()[1] == words
+    EmotionalSpeechPreparer(general_text=0.5).check_requirements()
 
 
 def test_voice_folder_keeps_one_kind_of_text(tmp_path, monkeypatch):

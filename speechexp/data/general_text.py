@@ -91,7 +91,9 @@ def _usage_examples(folder: Path, min_words: int = 3, max_words: int = 12) -> tu
 
 def natural_sentences(count: int, seed: int = 0) -> list[str]:
     """``count`` distinct WordNet usage examples (:func:`usage_examples`), a seeded sample:
-    the same arguments give the same list."""
+    the same arguments give the same list (none needs no WordNet)."""
+    if count <= 0:
+        return []
     examples = usage_examples()
     if count > len(examples):
         raise SpeechexpError(f"{count} natural sentences were asked for and WordNet holds {len(examples)}; "
