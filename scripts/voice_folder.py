@@ -27,14 +27,10 @@ TEXT_KINDS = ("grammar", "words", "sentences")
 
 def text_kinds(dataset_dir: Path) -> dict[str, str]:
     """Each grammar and general text of the corpus in ``dataset_dir`` -> its kind (one of
-    :data:`TEXT_KINDS`), from the texts its preparer's fields (``preparer.json``) give."""
+    :data:`TEXT_KINDS`), as the preparer of its fields (``preparer.json``) makes them."""
     fields = json.loads((dataset_dir / "preparer.json").read_text())["fields"]
     fields.pop("resolved", None)
-    grammar, general = EmotionalSpeechPreparer(**fields).texts()
-    natural = round(len(general) * fields.get("general_sentences", 0.0))  # the last ones (texts())
-    kinds = {text: "grammar" for text in grammar}
-    kinds.update({text: "words" if i < len(general) - natural else "sentences" for i, text in enumerate(general)})
-    return kinds
+    return EmotionalSpeechPreparer(**fields).text_kinds()
 
 
 def main() -> None:

@@ -274,12 +274,16 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                 usage_examples()
 
     def texts(self) -> tuple[list[str], list[str]]:
-        """The grammar sentences and (when ``general_text > 0``) the general texts: word
-        sequences, then a ``general_sentences`` share of natural sentences; sentence ids
-        number the grammar sentences first."""
-        grammar = sentence_bank(self.num_sentences, seed=self.seed)
+        """The grammar sentences and the general texts (:meth:`general_texts`, word sequences
+        then natural sentences); sentence ids number the grammar sentences first."""
+        sequences, sentences = self.general_texts()
+        return sentence_bank(self.num_sentences, seed=self.seed), sequences + sentences
+
+    def general_texts(self) -> tuple[list[str], list[str]]:
+        """The general word sequences and, a ``general_sentences`` share of the general texts,
+        the natural sentences (both empty when ``general_text`` is 0)."""
         if self.general_text <= 0:
-            return grammar, []
+            return [], []
         count = self.general_sequences or self.num_sentences
         words = len(word_list(self.general_vocabulary)[0])
         if self.general_max_words < 1 or (self.general_max_words == 1 and count > words):
@@ -293,7 +297,14 @@ class EmotionalSpeechPreparer(DatasetPreparer):
         sentences = round(count * self.general_sentences)
         sequences = word_sequences(count - sentences, self.general_vocabulary, max_words=self.general_max_words,
                                    seed=self.seed + 7) if count > sentences else []
-        return grammar, sequences + natural_sentences(sentences, seed=self.seed + 13)
+        return sequences, natural_sentences(sentences, seed=self.seed + 13)
+
+    def text_kinds(self) -> dict[str, str]:
+        """Each grammar and general text -> ``"grammar"``, ``"words"`` or ``"sentences"``."""
+        sequences, sentences = self.general_texts()
+        grammar = sentence_bank(self.num_sentences, seed=self.seed)  # as texts() has it
+        return ({text: "grammar" for text in grammar} | {text: "words" for text in sequences}
+                | {text: "sentences" for text in sentences})
 
     def plan(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Utterance plan (no audio): ``(utterances, sentences)`` as lists of dicts."""

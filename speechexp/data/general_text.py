@@ -71,7 +71,7 @@ def usage_examples() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=2)
-def _usage_examples(folder: Path, min_words: int = 3, max_words: int = 12) -> tuple[str, ...]:
+def _usage_examples(folder: Path) -> tuple[str, ...]:
     files = [folder / f"data.{pos}" for pos in ("noun", "verb", "adj", "adv")]
     if not all(f.is_file() for f in files):
         raise SpeechexpError(f"Natural English sentences need WordNet's database in {folder}; run `make voices` "
@@ -84,7 +84,7 @@ def _usage_examples(folder: Path, min_words: int = 3, max_words: int = 12) -> tu
             for example in re.findall(r'"([^"]+)"', line.split(" | ", 1)[1]):
                 if EXAMPLE.fullmatch(example.strip()):
                     text = " ".join(re.sub(r"[^a-z' ]", " ", example.lower()).split())
-                    if min_words <= len(text.split()) <= max_words:
+                    if 3 <= len(text.split()) <= 12:
                         out[text] = None
     return tuple(out)
 
