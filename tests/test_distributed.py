@@ -43,22 +43,18 @@ def test_separation_fast_dev_run_on_two_processes_exports_once(tmp_path):
         "00018_source1.wav", "00018_source2.wav", "00019_source1.wav", "00019_source2.wav"]
 
 
-def test_asr_emotion_fast_dev_run_on_two_processes_exports_once(tmp_path):
-    run_dir = fast_dev_run_on_two_processes(tmp_path, "experiment=asr_emotion", *SMALL_CORPUS)
-    exported = rows(run_dir / "test_predictions.csv")
-    assert len(exported) == 2 * 16 == len({r["path"] for r in exported})  # one batch per rank, disjoint
-    assert (run_dir / "figures" / "emotion_confusion.png").stat().st_size > 5_000
-
-
 @pytest.mark.slow
-def test_asr_emotion_test_metrics_on_two_processes_equal_one_process(tmp_path):
-    """The same checkpoint tested by one process and by two (each rank a disjoint half of the
-    length-sorted test split, metrics synced) gives the same metrics and one export."""
+def test_asr_emotion_trains_on_two_processes_and_tests_as_one_process_does(tmp_path):
+    """Trained on two processes (one checkpoint, no per-rank files), the checkpoint tested by one
+    process and by two (each rank a disjoint half of the length-sorted test split, metrics
+    synced) gives the same metrics and one export."""
     data, train_dir = tmp_path / "data", tmp_path / "train"
     common = (f"paths.data_dir={data}", "trainer.enable_progress_bar=false")
-    trained = run_cli("train", "experiment=asr_emotion", *SMALL_CORPUS, *common, f"hydra.run.dir={train_dir}",
-                      "trainer.max_epochs=1", "trainer.limit_train_batches=3", "test=false", "logger=csv")
+    trained = run_cli("train", "experiment=asr_emotion", "trainer=ddp_sim", *SMALL_CORPUS, *common,
+                      f"hydra.run.dir={train_dir}", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+                      "test=false", "logger=csv")
     assert trained.returncode == 0, trained.stderr[-3000:]
+    assert results(train_dir)["status"] == "completed" and not list(train_dir.rglob("*rank*"))
     ckpt = train_dir / "checkpoints" / "last.ckpt"
     metrics = {}
     for trainer in ("default", "ddp_sim"):
@@ -73,6 +69,8 @@ def test_asr_emotion_test_metrics_on_two_processes_equal_one_process(tmp_path):
     single, double = rows(tmp_path / "default" / "test_predictions.csv"), rows(tmp_path / "ddp_sim" / "test_predictions.csv")
     assert [r["path"] for r in double] == [r["path"] for r in single] and len(single) > 16
     assert [r["hypothesis"] for r in double] == [r["hypothesis"] for r in single]
+    assert (tmp_path / "ddp_sim" / "figures" / "emotion_confusion.png").stat().st_size > 5_000
+    assert not list((tmp_path / "ddp_sim").rglob("*rank*"))
 
 
 GROUP_LEFT_AT_EXIT = """

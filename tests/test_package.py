@@ -117,6 +117,26 @@ def test_your_own_experiment_from_a_config_dir(installed, tmp_path):
     assert saved["model"]["units"] == 12 and saved["model"]["front_end"] == "stft"
 
 
+# Refuse each option in one process: the check runs before Hydra, and a process per option
+# would spend its time importing torch and Lightning, not refusing.
+REFUSE_EACH = """
+import contextlib, io, json, sys
+from speechexp.train import main
+refused = {}
+for option in sys.argv[1:]:
+    sys.argv = ["speechexp-train", option, "debug=fdr", "hydra.run.dir=outputs/refused"]
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    refused[option] = [code, stderr.getvalue()]
+print(json.dumps(refused))
+"""
+
+
 def test_core_install_runs_both_studies_and_names_the_extra_an_option_needs(installed, tmp_path):
     python = str(installed / "bin" / "python")
     missing = run([python, "-c", "import importlib.util as u; print([m for m in ('optuna', 'tensorboard', "
@@ -125,16 +145,22 @@ def test_core_install_runs_both_studies_and_names_the_extra_an_option_needs(inst
     train = str(installed / "bin" / "speechexp-train")
     run([train, "experiment=asr_emotion", "debug=fdr", "logger=csv", "hydra.run.dir=outputs/asr"], tmp_path)
     assert json.loads((tmp_path / "outputs" / "asr" / "results.json").read_text())["status"] == "completed"
-    for option, extra in [("hparams_search=separation_optuna", "optuna"), ("hydra/launcher=joblib", "joblib"),
-                          ("hydra/launcher=slurm", "slurm"), ("logger=tensorboard", "tensorboard"),
-                          ("decoder=beam_lm", "lm"), ("decoder=beam_english", "lm")]:
-        refused = run([train, option, "debug=fdr", "hydra.run.dir=outputs/refused"], tmp_path, check=False)
-        assert refused.returncode != 0, option
-        lines = refused.stderr.strip().splitlines()
-        assert lines[-1].startswith(f"Error: {option} "), refused.stderr
-        assert f"needs the optional '{extra}' dependencies" in lines[-1], refused.stderr
-        assert f"pip install 'speechexp[{extra}]'" in lines[-1] and "Traceback" not in refused.stderr
+    needs = {"hparams_search=separation_optuna": "optuna", "hydra/launcher=joblib": "joblib",
+             "hydra/launcher=slurm": "slurm", "logger=tensorboard": "tensorboard",
+             "decoder=beam_lm": "lm", "decoder=beam_english": "lm"}
+    refused = json.loads(run([python, "-c", REFUSE_EACH, *needs], tmp_path).stdout.splitlines()[-1])
+    for option, extra in needs.items():
+        code, stderr = refused[option]
+        assert code not in (0, None), option
+        lines = stderr.strip().splitlines()
+        assert lines[-1].startswith(f"Error: {option} "), stderr
+        assert f"needs the optional '{extra}' dependencies" in lines[-1], stderr
+        assert f"pip install 'speechexp[{extra}]'" in lines[-1] and "Traceback" not in stderr
     assert not (tmp_path / "outputs" / "refused").exists()
+    # the console script exits non-zero with the same sentence
+    console = run([train, "logger=tensorboard", "debug=fdr", "hydra.run.dir=outputs/refused"], tmp_path, check=False)
+    assert console.returncode == refused["logger=tensorboard"][0]
+    assert console.stderr.strip().splitlines()[-1] == refused["logger=tensorboard"][1].strip().splitlines()[-1]
 
 
 def test_the_optuna_extra_runs_the_optuna_preset(installed, optuna_extra, tmp_path):

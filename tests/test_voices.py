@@ -295,6 +295,26 @@ def test_a_missing_engine_or_voice_is_named_in_one_sentence(monkeypatch):
         EmotionalSpeechPreparer(voices=["flite:awb"], speakers_per_voice=1, test_voices=["piper:joe"]).plan()
 
 
+def test_a_prepared_corpus_runs_without_the_engines_that_spoke_it(tmp_path, monkeypatch):
+    """The engines are checked before a run only when the corpus must still be built: a corpus
+    copied to another machine (a cluster without festival) trains as it is."""
+    from speechexp.config.compatibility import check_composed
+    from speechexp.data.tts import festival, flite
+
+    monkeypatch.setattr(flite, "available", lambda voice="": False)
+    monkeypatch.setattr(festival, "available", lambda voice="": False)
+    monkeypatch.setenv("WNSEARCHDIR", str(tmp_path / "nowhere"))
+    cfg = compose_config("train", ["experiment=asr_emotion_voices", f"paths.data_dir={tmp_path / 'data'}",
+                                   "dataset.preparer.general_sentences=0.5"], tmp_path / "run")
+    with pytest.raises(SpeechexpError, match="make voices"):
+        check_composed(cfg)
+    folder = build_preparer(cfg.dataset).folder(cfg.paths.data_dir)
+    folder.mkdir(parents=True)
+    (folder / "metadata.csv").write_text("path,text,split\n")
+    check_composed(cfg)  # prepared: nothing to synthesise, nothing to refuse
+    assert not (tmp_path / "run").exists()
+
+
 def test_make_voices_installs_the_packages_the_voices_name():
     """The Debian packages come from the voices' tables: main archive and contrib/non-free apart,
     and ``make voices NONFREE=1`` passes each list to its installer."""

@@ -152,7 +152,7 @@ def check_composed(cfg) -> None:
         check_decoder(cfg.task.module.get("_target_"), choices.get("decoder") or "...",
                       choices.get("task") or cfg.task.name, choices.get("experiment"))
     check_phonemes(cfg, choices.get("decoder") or "...")
-    check_dataset_requirements(cfg.get("dataset"))
+    check_dataset_requirements(cfg.get("dataset"), cfg.get("paths", {}).get("data_dir"))
 
 
 def check_phonemes(cfg, decoder: str) -> None:
@@ -178,16 +178,22 @@ def check_phonemes(cfg, decoder: str) -> None:
                                   "or use decoder=beam_english.")
 
 
-def check_dataset_requirements(dataset_cfg) -> None:
+def check_dataset_requirements(dataset_cfg, data_dir: str | None = None) -> None:
     """Refuse a dataset whose build needs what is not installed (a speech engine, a word
     list) in its preparer's one sentence, before a run starts: preparers that can tell
-    offer ``check_requirements()``."""
+    offer ``check_requirements()``. A dataset already prepared under ``data_dir`` needs
+    nothing more (a corpus copied to a cluster trains without the engines that spoke it)."""
     from hydra.utils import get_object, instantiate  # noqa: PLC0415
+
+    from speechexp.data.preparer import METADATA_FILE  # noqa: PLC0415
 
     preparer = dataset_cfg.get("preparer") if dataset_cfg is not None else None
     if preparer is None or not hasattr(get_object(str(preparer.get("_target_"))), "check_requirements"):
         return
-    instantiate(preparer, _convert_="all").check_requirements()
+    built = instantiate(preparer, _convert_="all")
+    if data_dir is not None and (built.folder(data_dir) / METADATA_FILE).is_file():
+        return
+    built.check_requirements()
 
 
 def check_decoder(task_target: str | None, decoder: str, task: str, experiment: str | None = None) -> None:
