@@ -185,13 +185,11 @@ def check_dataset_requirements(dataset_cfg, data_dir: str | None = None) -> None
     nothing more (a corpus copied to a cluster trains without the engines that spoke it)."""
     from hydra.utils import get_object, instantiate  # noqa: PLC0415
 
-    from speechexp.data.preparer import METADATA_FILE  # noqa: PLC0415
-
     preparer = dataset_cfg.get("preparer") if dataset_cfg is not None else None
     if preparer is None or not hasattr(get_object(str(preparer.get("_target_"))), "check_requirements"):
         return
     built = instantiate(preparer, _convert_="all")
-    if data_dir is not None and (built.folder(data_dir) / METADATA_FILE).is_file():
+    if data_dir is not None and built.is_prepared(data_dir):
         return
     built.check_requirements()
 

@@ -83,6 +83,11 @@ class DatasetPreparer(ABC):
         """Where this configuration's dataset lives under ``data_dir``."""
         return Path(data_dir) / f"{self.name}-{self.fingerprint()}"
 
+    def is_prepared(self, data_dir: str | os.PathLike) -> bool:
+        """Whether this configuration's folder under ``data_dir`` holds its metadata (the
+        build moves a folder into place only with it), so :meth:`prepare` reuses it."""
+        return (self.folder(data_dir) / METADATA_FILE).is_file()
+
     def prepare(self, data_dir: str | os.PathLike) -> Path:
         """Build the dataset folder unless it already exists; return its path.
 
@@ -90,12 +95,12 @@ class DatasetPreparer(ABC):
         others reuse.
         """
         target = self.folder(data_dir)
-        if (target / METADATA_FILE).is_file():
+        if self.is_prepared(data_dir):
             log.info("Reusing prepared dataset %s", target)
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(lock_path(target), target):
-            if (target / METADATA_FILE).is_file():  # another process built it meanwhile
+            if self.is_prepared(data_dir):  # another process built it meanwhile
                 log.info("Reusing prepared dataset %s", target)
                 return target
             return self._build_atomically(target)
