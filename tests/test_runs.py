@@ -269,8 +269,17 @@ def test_a_checkpoint_of_another_task_is_refused_by_name(compose_train, tmp_path
 
 
 def test_eval_without_ckpt_path_and_a_model_of_another_task_are_one_sentence(tmp_path):
-    no_ckpt = run_cli("evaluate", f"hydra.run.dir={tmp_path / 'eval'}")
+    # in its default run dir (outputs/eval/<time>): the refusal takes away the folders Hydra made
+    no_ckpt = run_cli("evaluate", cwd=tmp_path)
     assert_one_line_error(no_ckpt, "speechexp-eval needs a checkpoint: pass ckpt_path=PATH")
+    assert list(tmp_path.iterdir()) == []
+    earlier = tmp_path / "earlier"  # a run dir that holds an earlier run keeps it
+    earlier.mkdir()
+    (earlier / "results.json").write_text('{"status": "completed"}')
+    refused_again = run_cli("evaluate", f"hydra.run.dir={earlier}")
+    assert_one_line_error(refused_again, "speechexp-eval needs a checkpoint")
+    assert (earlier / "results.json").read_text() == '{"status": "completed"}'
+    assert (earlier / "evaluate.log").is_file()
     wrong_model = run_cli("train", "model=multitask", f"hydra.run.dir={tmp_path / 'run'}")
     assert_one_line_error(wrong_model, "model=multitask cannot be used with experiment=separation (task=separation)",
                           "use experiment=asr_emotion")

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from hydra.core.hydra_config import HydraConfig
@@ -69,6 +71,7 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
             print(f"Error: {exc}", file=sys.stderr, flush=True)
             if in_multirun():
                 return JobFailure(str(exc))
+            discard_hydra_only_run_dir()
             sys.exit(getattr(exc, "exit_code", 1))
         except Exception as exc:
             if not in_multirun():
@@ -77,3 +80,36 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
             return JobFailure(f"{type(exc).__name__}: {exc}")
 
     return wrapper
+
+
+HYDRA_SAVED_CONFIGS = {"config.yaml", "hydra.yaml", "overrides.yaml"}
+
+
+def discard_hydra_only_run_dir() -> None:
+    """Remove the run dir Hydra made for a refused single run when all it holds is what
+    Hydra wrote before the task began (its saved configs and the job's log), with the
+    folders above it that are left empty, inside the working directory. A refusal then
+    leaves nothing behind; a run dir holding anything else (an earlier run) is kept."""
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
+    cwd = Path.cwd().resolve()
+    if run_dir == cwd or cwd.is_relative_to(run_dir) or not run_dir.is_dir():
+        return
+    logs = {Path(str(handler.filename)).name for handler in (hydra_cfg.job_logging or {}).get("handlers", {}).values()
+            if handler.get("filename") and Path(str(handler.filename)).resolve().parent == run_dir}
+    saved = {hydra_cfg.output_subdir} if hydra_cfg.output_subdir else set()
+    entries = list(run_dir.iterdir())
+    if any(e.name not in (logs if e.is_file() else saved) for e in entries):
+        return
+    if any(f.name not in HYDRA_SAVED_CONFIGS for d in entries if d.is_dir() for f in d.iterdir()):
+        return
+    for handler in logging.getLogger().handlers:  # the job's log file is open
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == run_dir:
+            handler.close()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    parent = run_dir.parent
+    while parent != cwd and parent.is_relative_to(cwd) and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
