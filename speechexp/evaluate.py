@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
+from speechexp.config.ranges import check_ranges
 from speechexp.runs.entry import entry_point
 
 log = logging.getLogger("speechexp.evaluate")
@@ -29,6 +30,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if OmegaConf.is_missing(cfg, "ckpt_path"):
         raise SpeechexpError("speechexp-eval needs a checkpoint: pass ckpt_path=PATH to a .ckpt file written by "
                              "speechexp-train (e.g. <run dir>/checkpoints/last.ckpt).")
+    check_ranges(cfg)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
     if cfg.get("dataset") is not None:

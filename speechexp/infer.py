@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
+from speechexp.config.ranges import check_ranges
 from speechexp.runs.entry import entry_point
 
 log = logging.getLogger("speechexp.infer")
@@ -36,6 +37,7 @@ def infer(cfg: DictConfig) -> list[dict]:
     for key, example in (("ckpt_path", "ckpt_path=<run dir>/checkpoints/last.ckpt"), ("input", "input=FILE_OR_FOLDER")):
         if OmegaConf.is_missing(cfg, key):
             raise SpeechexpError(f"speechexp-infer needs {key}: pass {example}.")
+    check_ranges(cfg)
     # torch and Lightning load here, not at import: `speechexp-infer --help` stays fast
     from speechexp.inference.files import collect_inputs  # noqa: PLC0415
     from speechexp.inference.predict import predict_files  # noqa: PLC0415

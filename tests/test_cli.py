@@ -39,6 +39,13 @@ def test_incompatible_loss_is_one_sentence_with_choices(tmp_path):
     assert not (tmp_path / "data").exists()  # nothing was prepared or half-written
 
 
+def test_a_batch_of_no_utterances_is_one_sentence_before_anything_is_written(tmp_path):
+    result = run_cli("train", "dataset.datamodule.batch_size=0", f"hydra.run.dir={tmp_path}/run",
+                     f"paths.data_dir={tmp_path}/data")
+    assert_one_line_error(result, "dataset.datamodule.batch_size=0 is out of range", "greater than 0")
+    assert list(tmp_path.iterdir()) == []  # no data prepared, no run dir
+
+
 def test_misspelled_key_fails_at_composition(tmp_path):
     result = run_cli("train", "model.unitz=8", f"hydra.run.dir={tmp_path}/run")
     assert result.returncode != 0

@@ -168,3 +168,33 @@ def test_slurm_launcher_preset_composes_with_requeue_signal(tmp_path):
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.additional_parameters.signal == "USR1@120" and launcher.gpus_per_node == 1
+
+
+@pytest.mark.parametrize("experiment, override, named", [
+    ("separation", "dataset.datamodule.batch_size=0", "dataset.datamodule.batch_size=0 is out of range: batch_size "
+                                                      "must be greater than 0"),
+    ("separation", "model.n_fft=0", "model.n_fft=0 is out of range"),
+    ("separation", "optimizer.lr=-0.001", "optimizer.lr=-0.001 is out of range: lr must be greater than 0"),
+    ("asr_emotion", "dataset.datamodule.num_workers=-1", "num_workers must be 0 or more"),
+    ("asr_emotion", "model.dropout=1.0", "model.dropout=1.0 is out of range: dropout must be at least 0 and below 1"),
+    ("asr_emotion", "dataset.datamodule.hop_length=0", "dataset.datamodule.hop_length=0 is out of range"),
+])
+def test_a_number_no_run_can_use_is_refused_before_the_run(tmp_path, experiment, override, named):
+    cfg = compose_config("train", [f"experiment={experiment}", override], tmp_path / "run")
+    with pytest.raises(SpeechexpError, match=named) as refusal:
+        check_compatibility(cfg)
+    assert "\n" not in str(refusal.value)
+    check_compatibility(compose_config("train", [f"experiment={experiment}"], tmp_path / "run"))  # defaults fit
+
+
+def test_number_ranges_read_every_node_by_key_name_and_pass_null():
+    from speechexp.config.ranges import check_ranges, numbers
+
+    cfg = OmegaConf.create({"hydra": {"lr": -1}, "model": {"units": 8, "on": True, "parts": [{"n_fft": 64}]},
+                            "optimizer": {"lr": "${model.units}", "weight_decay": None}, "ckpt_path": "???"})
+    assert list(numbers(cfg)) == [("model.units", "units", 8), ("model.parts[0].n_fft", "n_fft", 64),
+                                  ("optimizer.lr", "lr", 8)]
+    check_ranges(cfg)  # Hydra's own node is not read, null is "not set"
+    cfg.model.parts[0].n_fft = 0  # a user's own option, nested in a list, by its key's name
+    with pytest.raises(SpeechexpError, match=r"model.parts\[0\].n_fft=0 is out of range"):
+        check_ranges(cfg)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from speechexp.config.extras import check_extras
+from speechexp.config.ranges import check_ranges
 from speechexp.config.registry import read_yaml
 from speechexp.errors import IncompatibleOptions, SpeechexpError
 
@@ -143,6 +144,7 @@ def check_composed(cfg) -> None:
     """Fail early when the composed config's dataset, model or loss does not fit its task."""
     from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
 
+    check_ranges(cfg)
     choices = dict(HydraConfig.get().runtime.choices)
     chosen = {g: (choices.get(g), option_kind(g, cfg.get(g))) for g in CHECKED_GROUPS}
     check_choices(choices.get("task") or cfg.task.name, cfg.task.accepts, chosen, choices.get("experiment"),

@@ -1,0 +1,62 @@
+"""Refuse numbers no run can use (a batch of 0 utterances, a negative learning rate, a
+window of 0 samples) before anything is written, instead of a traceback from deep inside
+PyTorch once the data are prepared.
+
+Keys are checked by their name wherever they sit in the config, so a user's own model or
+dataset that names its batch size ``batch_size`` is checked alike; ``null`` means "not set"
+and passes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from speechexp.errors import SpeechexpError
+
+# name -> (the rule, what the value must be, in the refusal's words)
+RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    **{name: ((lambda v: v > 0), "greater than 0")
+       for name in ("batch_size", "units", "layers", "n_fft", "hop_length", "win_length", "n_mels", "sample_rate",
+                    "fs", "lr")},
+    "num_workers": ((lambda v: v >= 0), "0 or more (0 reads the data in the main process)"),
+    "weight_decay": ((lambda v: v >= 0), "0 or more"),
+    "dropout": ((lambda v: 0 <= v < 1), "at least 0 and below 1"),
+}
+
+SKIPPED = ("hydra",)  # Hydra's own settings are Hydra's to check
+
+
+def numbers(node: Any, path: str = "") -> Iterator[tuple[str, str, float]]:
+    """``(dotted path, key, value)`` for every number under ``node`` (bools and missing or
+    unresolvable values left out)."""
+    if isinstance(node, ListConfig):
+        for index, value in enumerate(node):
+            if isinstance(value, (DictConfig, ListConfig)):
+                yield from numbers(value, f"{path}[{index}].")
+        return
+    for key in node.keys():
+        if (not path and key in SKIPPED) or OmegaConf.is_missing(node, key):
+            continue
+        try:
+            value = node[key]
+        except Exception:  # noqa: BLE001 - an interpolation that cannot resolve is reported where it is used
+            continue
+        if isinstance(value, (DictConfig, ListConfig)):
+            yield from numbers(value, f"{path}{key}" + ("." if isinstance(value, DictConfig) else ""))
+        elif is_number(value):
+            yield f"{path}{key}", str(key), value
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Raise :class:`SpeechexpError` naming the first value outside its key's range."""
+    for path, key, value in numbers(cfg):
+        rule = RULES.get(key)
+        if rule is not None and not rule[0](value):
+            raise SpeechexpError(f"{path}={value} is out of range: {key} must be {rule[1]}; set {path} to such a "
+                                 "value.")
