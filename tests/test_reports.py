@@ -183,3 +183,22 @@ def test_the_minor2_page_reads_its_numbers_from_the_runs_and_names_what_is_missi
     for absent in ("spectrograms", "ctc_compare.json", "ctc_bench.json", "q2_asr_emotion/results.json"):
         assert f"Not produced: {out / absent}" in text
     assert "the seed printed" in text.lower() and "5.1149" in text  # the seed's own number, quoted as the seed's
+
+
+def test_a_damaged_results_file_is_named_not_reported_as_a_run_without_results(tmp_path):
+    """``speechexp-report`` and ``speechexp-compare`` read ``results.json`` alike: a damaged one
+    is one sentence naming it, and no page is written from it."""
+    from speechexp.errors import SpeechexpError
+    from speechexp.reports import write_report
+    from speechexp.sweeps.comparison import find_jobs
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text('{"status": "compl')  # cut off mid-write by a full disk
+    for read in (write_report, lambda path: find_jobs([path])):
+        with pytest.raises(SpeechexpError, match=f"{run / 'results.json'} is unreadable .*; delete it or rerun"):
+            read(run)
+    (run / "results.json").write_text("[1, 2]")
+    with pytest.raises(SpeechexpError, match="holds no results object"):
+        write_report(run)
+    assert sorted(p.name for p in run.iterdir()) == ["results.json"]

@@ -36,7 +36,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on_then_a_rerun_skips_the_
     summary = [line for line in first.stderr.splitlines() if "jobs failed" in line]
     assert first.returncode == 1 and len(summary) == 1, first.stderr[-3000:]
     assert summary[0].startswith("Error: 1 of 3 jobs failed: #1 model.units=-3: ")
-    assert "hidden_size must be greater than zero" in summary[0]
+    assert "model.units=-3 is out of range: units must be greater than 0" in summary[0]
     assert statuses(sweep_dir) == {"0": "completed", "1": "failed", "2": "completed"}
     # one offline W&B run per job, carrying that job's config and name
     for job, units in (("0", 8), ("2", 16)):
@@ -49,7 +49,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on_then_a_rerun_skips_the_
     # the comparison was written at the end: failed job listed last with its error
     rows = table(sweep_dir / "comparison.csv")
     assert [r["model.units"] for r in rows][-1] == "-3" and rows[-1]["status"] == "failed"
-    assert "hidden_size" in rows[-1]["error"] and {r["model.units"] for r in rows[:2]} == {"8", "16"}
+    assert "units must be greater than 0" in rows[-1]["error"] and {r["model.units"] for r in rows[:2]} == {"8", "16"}
     scores = [float(r["val/si_snr (best epoch)"]) for r in rows[:2]]
     assert scores == sorted(scores, reverse=True)
     stamps = {job: (sweep_dir / job / "results.json").stat().st_mtime_ns for job in ("0", "1", "2")}

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from speechexp.reports import html as h
-from speechexp.runs.plan import read_json
+from speechexp.runs.plan import read_json, read_results
 
 MAX_FIGURES = 12      # PNGs embedded from figures/ (curves and confusion matrix first)
 MAX_CLIPS = 5         # WAVs embedded (mixture, 2 estimates, 2 references)
@@ -92,7 +92,7 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     """Write ``run_dir/report.html`` and ``report.md``; return their paths."""
     from speechexp.io import write_text_atomic  # noqa: PLC0415
 
-    results, run = read_json(run_dir / "results.json"), read_json(run_dir / "run.json")
+    results, run = read_results(run_dir / "results.json"), read_json(run_dir / "run.json")
     overrides = []
     try:
         overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []

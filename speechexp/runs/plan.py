@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from speechexp.errors import SpeechexpError
+
 log = logging.getLogger("speechexp")
 
 CONFIG_FILE, RESULTS_FILE, RUN_FILE = "config.yaml", "results.json", "run.json"
@@ -100,6 +102,22 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def read_results(path: Path) -> dict:
+    """A job's ``results.json`` for a report or a comparison, which must not pass over a
+    damaged one as a run without results.
+
+    Raises:
+        SpeechexpError: the file cannot be read or is not a JSON object.
+    """
+    try:
+        results = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SpeechexpError(f"{path} is unreadable ({exc}); delete it or rerun that job.") from None
+    if not isinstance(results, dict):
+        raise SpeechexpError(f"{path} holds no results object; delete it or rerun that job.")
+    return results
 
 
 def read_saved_config(run_dir: Path) -> dict | None:

@@ -23,7 +23,6 @@ the first folder:
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ import yaml
 
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_text_atomic
-from speechexp.runs.plan import CONFIG_FILE, RESULTS_FILE, SUPERSEDED_DIR, is_cosmetic
+from speechexp.runs.plan import CONFIG_FILE, RESULTS_FILE, SUPERSEDED_DIR, is_cosmetic, read_results
 
 # overrides never shown as swept parameters nor repeated in the best configuration
 NOT_CONFIGURATION = ("hparams_search",)
@@ -81,10 +80,7 @@ def find_jobs(folders: list[str | Path]) -> list[Job]:
         if not paths:
             raise SpeechexpError(f"No {RESULTS_FILE} under {folder}; pass a run or multirun folder.")
         for path in paths:
-            try:
-                results = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise SpeechexpError(f"{path} is unreadable ({exc}); delete it or rerun that job.") from None
+            results = read_results(path)
             overrides = _read_yaml(path.parent / ".hydra" / "overrides.yaml") or []
             task = (_read_yaml(path.parent / CONFIG_FILE) or {}).get("task") or {}
             jobs.append(Job(path.parent, [str(o) for o in overrides], results,
