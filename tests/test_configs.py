@@ -174,7 +174,7 @@ def test_slurm_launcher_preset_composes_with_requeue_signal(tmp_path):
     ("separation", "dataset.datamodule.batch_size=0", "dataset.datamodule.batch_size=0 is out of range: batch_size "
                                                       "must be greater than 0"),
     ("separation", "model.n_fft=0", "model.n_fft=0 is out of range"),
-    ("separation", "optimizer.lr=-0.001", "optimizer.lr=-0.001 is out of range: lr must be greater than 0"),
+    ("separation", "optimizer.lr=-0.001", "optimizer.lr=-0.001 is out of range: lr must be 0 or more"),
     ("asr_emotion", "dataset.datamodule.num_workers=-1", "num_workers must be 0 or more"),
     ("asr_emotion", "model.dropout=1.0", "model.dropout=1.0 is out of range: dropout must be at least 0 and below 1"),
     ("asr_emotion", "dataset.datamodule.hop_length=0", "dataset.datamodule.hop_length=0 is out of range"),

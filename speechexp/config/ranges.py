@@ -19,8 +19,9 @@ from speechexp.errors import SpeechexpError
 RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     **{name: ((lambda v: v > 0), "greater than 0")
        for name in ("batch_size", "units", "layers", "n_fft", "hop_length", "win_length", "n_mels", "sample_rate",
-                    "fs", "lr")},
+                    "fs")},
     "num_workers": ((lambda v: v >= 0), "0 or more (0 reads the data in the main process)"),
+    "lr": ((lambda v: v >= 0), "0 or more (0 trains nothing, as PyTorch's optimizers allow)"),
     "weight_decay": ((lambda v: v >= 0), "0 or more"),
     "dropout": ((lambda v: 0 <= v < 1), "at least 0 and below 1"),
 }
