@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="speechexp-compare", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", help="run or multirun folders")
     parser.add_argument("--metric", help="sort by this metric (default: the task's monitor, e.g. val/si_snr)")
-    parser.add_argument("--mode", choices=("min", "max"), help="direction of --metric (default: the task's)")
+    parser.add_argument("--mode", choices=("min", "max"),
+                        help="direction of --metric (default: the task's for its monitor, else what the name says: "
+                             "cer, wer, loss min; snr, uar, accuracy, score max)")
     args = parser.parse_args(argv)
     comparison = write_comparison(args.folders, args.metric, args.mode)
     print(comparison.files[1].read_text(), end="")  # comparison.md

@@ -25,7 +25,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test with the best checkpoint; return the final metrics."""
     # torch and Lightning load here, not at import: `speechexp-train --help` stays fast
     from speechexp.runs.build import build_task  # noqa: PLC0415
-    from speechexp.runs.checkpoints import check_fits, check_schedule_fits, load_checkpoint  # noqa: PLC0415
+    from speechexp.runs.checkpoints import (  # noqa: PLC0415
+        check_fits, check_schedule_fits, check_weights_fit, load_checkpoint)
     from speechexp.runs.run import Run  # noqa: PLC0415
 
     if not in_multirun():
@@ -42,6 +43,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 check_schedule_fits(checkpoint, run.config, run.start_from)
         datamodule = run.datamodule(cfg.dataset)
         task = build_task(cfg, datamodule)
+        if run.start_from and not run.resuming:  # its weights must fit this model's sizes too
+            check_weights_fit(task, checkpoint, run.config, run.start_from)
         trainer = run.trainer()
         if cfg.train:
             run.fit(trainer, task, datamodule)

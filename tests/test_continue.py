@@ -104,12 +104,17 @@ def test_another_experiment_setting_still_starts_afresh_and_keeps_the_old_files(
     assert "continued_from_epoch" not in results(run_dir) and trained_epochs(run_dir) == [1]
 
 
-def test_a_checkpoint_of_another_schedule_is_refused_in_one_sentence(compose_train, tmp_path):
+def test_a_checkpoint_of_another_schedule_or_size_is_refused_in_one_sentence(compose_train, tmp_path):
     args = (*TASKS["separation"], "logger=csv", "trainer.max_epochs=1")
     train(compose_train(*args, "scheduler=plateau", run_name="plateau"))
     ckpt = tmp_path / "plateau" / "checkpoints" / "last.ckpt"
     with pytest.raises(SpeechexpError, match=r"trained with scheduler=plateau, .* continue with scheduler=plateau"):
         train(compose_train(*args, "scheduler=warmup_cosine", f"ckpt_path={ckpt}", run_name="other"))
+    # weights of another size: named by the settings that differ, not PyTorch's list of tensors
+    with pytest.raises(SpeechexpError, match=r"holds weights of another size than this run's model \(model.units=\d+ "
+                                             r"in the checkpoint, 16 here\); fine-tune with the checkpoint's model"):
+        train(compose_train(*args, "scheduler=plateau", "model.units=16", "model.dropout=0.2", f"ckpt_path={ckpt}",
+                            run_name="smaller"))
 
 
 def stepped(schedule, steps: int) -> list[float]:

@@ -181,3 +181,23 @@ def test_compare_of_a_folder_without_results_is_one_sentence(tmp_path):
     done = run_cli("compare", str(tmp_path))
     assert_one_line_error(done, f"No results.json under {tmp_path}")
     assert re.match(r"^Error: ", done.stderr)
+
+
+def test_compare_by_another_metric_reads_its_direction_from_its_name_and_refuses_one_no_job_has(tmp_path):
+    """``--metric test/cer`` ranks the lowest CER first although the task's monitor is maximised;
+    a metric no job recorded, or one whose name says no direction, is one sentence."""
+    from speechexp.errors import SpeechexpError
+    from speechexp.sweeps.comparison import compare
+
+    for i, cer in enumerate((0.3, 0.1, 0.2)):
+        fake_job(tmp_path / "sweep" / str(i), [f"seed={i}"], {"status": "completed", "val/score": 1 - cer,
+                                                               "test/cer": cer, "test/uar": cer, "test/odd": cer},
+                 monitor="val/score", mode="max")
+    ranked_by = {m: [j.results[m] for j in compare([tmp_path / "sweep"], m).jobs] for m in ("test/cer", "test/uar")}
+    assert ranked_by == {"test/cer": [0.1, 0.2, 0.3], "test/uar": [0.3, 0.2, 0.1]}
+    assert compare([tmp_path / "sweep"], "test/odd", "max").mode == "max"  # --mode settles an unknown name
+    with pytest.raises(SpeechexpError, match=r"Which way test/odd is better .* pass --mode min or --mode max"):
+        compare([tmp_path / "sweep"], "test/odd")
+    with pytest.raises(SpeechexpError, match=r"No job recorded the metric val/cer; pass --metric with one they did "
+                                             r"\(test/cer, test/odd, test/uar, val/score\)"):
+        compare([tmp_path / "sweep"], "val/cer")

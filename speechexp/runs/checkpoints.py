@@ -72,6 +72,37 @@ def check_fits(checkpoint: dict, run_config: dict, path: str | Path) -> None:
                              "rebuilds the checkpoint's own configuration.")
 
 
+def check_weights_fit(module: torch.nn.Module, checkpoint: dict, run_config: dict, path: str | Path) -> None:
+    """Refuse fine-tuning ``module`` from a checkpoint whose weights it cannot take (a model
+    of the same class built with other sizes), naming the model settings that differ."""
+    own, theirs = module.state_dict(), checkpoint["state_dict"]
+    misfits = sorted(name for name in own.keys() | theirs.keys()
+                     if name not in own or name not in theirs or tuple(own[name].shape) != tuple(theirs[name].shape))
+    if not misfits:
+        return
+    settings = differing_settings(checkpoint[CONFIG_KEY].get("model") or {}, run_config.get("model") or {}, "model")
+    name = misfits[0]
+    shapes = (f"{name} is {list(theirs[name].shape)} there and {list(own[name].shape)} here"
+              if name in own and name in theirs else f"{name} is {'missing there' if name in own else 'not in this model'}")
+    said = "; ".join(settings[:3]) or shapes
+    raise SpeechexpError(f"Checkpoint {path} holds weights of another size than this run's model ({said}); fine-tune "
+                         "with the checkpoint's model settings, or train without ckpt_path.")
+
+
+def differing_settings(trained: dict, wanted: dict, prefix: str) -> list[str]:
+    """``["model.units=128 in the checkpoint, 32 here", ...]`` for the leaves that differ and
+    can shape weights: sizes are whole numbers, structure is chosen by names and switches, so
+    fractions (a dropout, a warp) are left out."""
+    found = []
+    for key in sorted(trained.keys() | wanted.keys(), key=str):
+        mine, theirs = wanted.get(key), trained.get(key)
+        if isinstance(mine, dict) and isinstance(theirs, dict):
+            found += differing_settings(theirs, mine, f"{prefix}.{key}")
+        elif mine != theirs and not isinstance(mine, float) and not isinstance(theirs, float):
+            found.append(f"{prefix}.{key}={theirs} in the checkpoint, {mine} here")
+    return found
+
+
 def scheduler_target(config: dict) -> str | None:
     node = config.get("scheduler") or {}
     return node.get("_target_") if isinstance(node, dict) else None

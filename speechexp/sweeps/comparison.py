@@ -249,11 +249,34 @@ class Comparison:
         return self.best_doc["command"] if self.best_doc else None
 
 
+# how a metric's name says which way is better, for a --metric other than the task's monitor
+LOWER_IS_BETTER = ("loss", "cer", "wer", "per", "ctc", "_ce", "error", "_s", "seconds")
+HIGHER_IS_BETTER = ("snr", "sdr", "uar", "accuracy", "score", "f1", "per_s")
+
+
+def direction(metric: str, job: Job) -> str:
+    """``min`` or ``max`` for ``metric``: the task's own mode for its monitor, else what the
+    name says (``test/cer`` min, ``test/uar`` max); refused when the name says neither."""
+    if metric == job.monitor:
+        return job.mode
+    parts = metric.split("/")
+    name = parts[1] if len(parts) > 1 else parts[0]  # test/cer/festival:ked is a CER of one source
+    if name.endswith(HIGHER_IS_BETTER) or any(word in name for word in ("snr", "sdr", "uar", "accuracy")):
+        return "max"
+    if name.endswith(LOWER_IS_BETTER) or name.startswith(("cer", "wer", "per")):
+        return "min"
+    raise SpeechexpError(f"Which way {metric} is better is not known from its name; pass --mode min or --mode max.")
+
+
 def compare(folders: list[str | Path], metric: str | None = None, mode: str | None = None) -> Comparison:
     """Rank the jobs under ``folders``, group their seeds and pick the best configuration;
     ``metric``/``mode`` default to the jobs' task config. Writes nothing."""
     jobs = find_jobs(folders)
-    metric, mode = metric or jobs[0].monitor, mode or jobs[0].mode
+    if metric is not None and not any(metric in j.results or f"{metric}_best" in j.results for j in jobs):
+        known = sorted({k.removesuffix("_best") for j in jobs for k in j.results if k.startswith(("val/", "test/"))})
+        raise SpeechexpError(f"No job recorded the metric {metric}; pass --metric with one they did "
+                             f"({', '.join(known[:8]) or 'none recorded'}{', ...' if len(known) > 8 else ''}).")
+    metric, mode = metric or jobs[0].monitor, mode or direction(metric or jobs[0].monitor, jobs[0])
     jobs = ranked(jobs, metric, mode)
     groups = by_configuration(jobs, metric, mode)
     seeds = any("seed" in j.swept for j in jobs)
