@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
+from speechexp.config.compatibility import check_dataset_requirements
 from speechexp.config.ranges import check_ranges
 from speechexp.runs.entry import entry_point
 
@@ -35,6 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
     if cfg.get("dataset") is not None:
         run_cfg.dataset = dataset_read_like(cfg.dataset, run_cfg.dataset)
+    check_dataset_requirements(run_cfg.dataset, cfg.paths.data_dir)  # a missing folder or engine: nothing written
     with Run.for_evaluation(cfg) as run:
         datamodule = run.datamodule(run_cfg.dataset)
         task = build_task(run_cfg, datamodule, export_dir=str(run.dir),

@@ -220,9 +220,15 @@ def test_everything_dropped_by_label_map_is_an_error(tmp_path):
     ("ravdess", RavdessPreparer), ("crema_d", CremaDPreparer), ("tess", TessPreparer), ("emodb", EmoDBPreparer),
 ])
 def test_configs_instantiate_and_require_root(name, cls, tmp_path):
+    from speechexp.config.compatibility import check_dataset_requirements
+
     cfg = OmegaConf.create({"dataset": OmegaConf.load(CONF / f"{name}.yaml")})
     with pytest.raises(SpeechexpError, match="dataset.root=DIR"):
         prepare_dataset(cfg.dataset, tmp_path)
+    for root in (None, str(tmp_path / "nowhere")):  # refused before a run starts, as train and eval check
+        cfg.dataset.root = root
+        with pytest.raises(SpeechexpError, match="dataset.root=DIR"):
+            check_dataset_requirements(cfg.dataset, tmp_path)
     cfg.dataset.root = str(tmp_path)
     prep = build_preparer(cfg.dataset)
     assert isinstance(prep, cls) and prep.root == str(tmp_path.resolve())

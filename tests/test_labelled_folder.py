@@ -165,6 +165,13 @@ def test_eval_on_a_labelled_folder_reports_each_source(checkpoint, tmp_path):
     assert (tmp_path / "eval" / "figures" / "emotion_confusion.png").is_file()
 
 
+def test_eval_on_a_folder_without_transcripts_is_refused_before_its_run_dir_is_written(checkpoint, tmp_path):
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(SpeechexpError, match=r"mine/transcripts.csv does not exist; pass dataset.root=DIR"):
+        evaluate_folder(checkpoint, tmp_path / "mine", tmp_path)
+    assert not (tmp_path / "eval" / "results.json").exists() and not (tmp_path / "data").exists()
+
+
 def test_eval_without_any_emotion_reports_cer_and_no_emotion_metrics(checkpoint, tmp_path):
     root = make_folder(tmp_path / "mine", emotions=False)
     results, predictions = evaluate_folder(checkpoint, root, tmp_path)

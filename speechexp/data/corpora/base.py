@@ -105,8 +105,9 @@ class CorpusPreparer(DatasetPreparer):
         """Whether a parsed file belongs in the dataset (subclasses filter, e.g. song)."""
         return True
 
-    def prepare(self, data_dir: str | os.PathLike) -> Path:
-        """Check ``root`` then index the corpus into ``data_dir`` (see DatasetPreparer)."""
+    def check_requirements(self) -> None:
+        """Refuse a missing corpus folder or an unknown ``split_by`` in one sentence; run
+        before a run starts too (:func:`speechexp.config.compatibility.check_dataset_requirements`)."""
         if self.root is None:
             raise SpeechexpError(
                 f"No {self.corpus} folder given; pass dataset.root=DIR pointing at your copy of {self.corpus}."
@@ -119,6 +120,10 @@ class CorpusPreparer(DatasetPreparer):
             raise SpeechexpError(
                 f"dataset.preparer.split_by={self.split_by!r} is not supported; use 'speaker' or 'text'."
             )
+
+    def prepare(self, data_dir: str | os.PathLike) -> Path:
+        """Check ``root`` then index the corpus into ``data_dir`` (see DatasetPreparer)."""
+        self.check_requirements()
         return super().prepare(data_dir)
 
     def index(self) -> list[dict[str, Any]]:

@@ -73,12 +73,16 @@ class LabelledFolderPreparer(CorpusPreparer):
         digest = hashlib.sha256(self.transcripts().read_bytes()).hexdigest()
         return {**super().fingerprint_fields(), "transcripts_sha256": digest}
 
-    def prepare(self, data_dir: str | os.PathLike) -> Path:
-        """Check ``root`` and ``split_by``, then index into ``data_dir`` (see DatasetPreparer)."""
+    def check_requirements(self) -> None:
+        """Refuse a folder without ``transcripts.csv`` or an unknown ``split_by`` in one sentence."""
         self.transcripts()
         if self.split_by not in SPLITS:
             raise SpeechexpError(f"dataset.preparer.split_by={self.split_by!r} is not supported; use "
                                  f"{', '.join(repr(s) for s in SPLITS)}.")
+
+    def prepare(self, data_dir: str | os.PathLike) -> Path:
+        """Check ``root`` and ``split_by``, then index into ``data_dir`` (see DatasetPreparer)."""
+        self.check_requirements()
         return DatasetPreparer.prepare(self, data_dir)
 
     def index(self) -> list[dict[str, Any]]:
