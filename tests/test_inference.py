@@ -374,3 +374,20 @@ def test_a_model_trained_with_speaker_mean_dropout_reads_a_lone_recording_with_i
     assert plain.transcribe(audio, rate, words=False).emotion_probs == pytest.approx(
         plain.transcribe(audio, rate, speaker_mean=plain.speaker_mean([audio], rate), words=False).emotion_probs,
         abs=1e-6)
+
+
+@pytest.mark.parametrize("audio, named", [
+    ("speech.wav", "audio is a path or text, not samples; read the file first"),
+    (Path("speech.wav"), "audio is a path or text, not samples"),
+    (np.array(["a", "b"]), "audio holds <U1 values, not numbers"),
+    (np.zeros((2, 2, 2)), r"audio has shape \(2, 2, 2\)"),
+    (np.zeros(0), "audio has no samples"),
+    (np.array([0.0, np.nan]), "audio holds NaN or infinite samples"),
+])
+def test_audio_the_api_cannot_read_is_one_sentence(audio, named):
+    from speechexp.inference.audio import to_mono
+
+    with pytest.raises(SpeechexpError, match=named):
+        to_mono(audio)
+    stereo = to_mono(np.array([[0, 16384], [-32768, 0], [16384, 16384]], dtype=np.int16))  # [time, channels]
+    np.testing.assert_allclose(stereo, [0.25, -0.5, 0.5])  # int16 scaled to [-1, 1), channels averaged

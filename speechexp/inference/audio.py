@@ -24,9 +24,15 @@ def to_mono(audio: np.ndarray | list, name: str = "audio") -> np.ndarray:
     """``audio`` (see the module docstring) as mono float32 ``[time]``, channels averaged.
 
     Raises:
-        SpeechexpError: more than two dimensions, no samples, or values that are not finite.
+        SpeechexpError: a path or text instead of samples, more than two dimensions, no
+            samples, or values that are not finite.
     """
+    if isinstance(audio, (str, bytes, os.PathLike)):
+        raise SpeechexpError(f"{name} is a path or text, not samples; read the file first (read_audio(path) in "
+                             "speechexp.inference.audio gives its samples and rate), or run speechexp-infer input=PATH.")
     array = np.asarray(audio.detach().cpu().numpy() if hasattr(audio, "detach") else audio)
+    if not np.issubdtype(array.dtype, np.number):
+        raise SpeechexpError(f"{name} holds {array.dtype} values, not numbers; pass samples as numbers.")
     if np.issubdtype(array.dtype, np.integer):
         info = np.iinfo(array.dtype)
         array = (array.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
