@@ -13,6 +13,7 @@ import yaml
 
 from speechexp.errors import SpeechexpError
 from speechexp.runs.plan import RUN_FILE, SUPERSEDED_DIR
+from speechexp.sweeps.comparison import find_jobs
 from speechexp.tasks.schedules import OneCycleSchedule, WarmupCosineSchedule
 from speechexp.train import train
 
@@ -67,6 +68,17 @@ def test_a_longer_budget_continues_the_run_in_its_own_dir(task, compose_train, t
     bests = [float(r[f"{monitor}_best"]) for r in rows if r.get(f"{monitor}_best")]
     running = [best_of(values[: i + 1]) for i in range(len(values))]
     assert bests == pytest.approx(running), (bests, values)
+    # a budget below what was trained is refused before anything is written: the results stay
+    before = (run_dir / "results.json").read_bytes()
+    with pytest.raises(SpeechexpError, match=r"already trained 3 epochs, more than trainer.max_epochs=2; pass "
+                                             r"trainer.max_epochs above 3 to train it longer, resume=false"):
+        train(compose_train(*args, "trainer.max_epochs=2"))
+    assert (run_dir / "results.json").read_bytes() == before
+    # Hydra rewrites .hydra/overrides.yaml for that refused command; the run's own record is kept
+    (run_dir / ".hydra").mkdir(exist_ok=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["trainer.max_epochs=2"]))
+    recorded = find_jobs([run_dir])[0].overrides
+    assert "trainer.max_epochs=3" in recorded and f"ckpt_path={own}" in recorded
 
 
 @pytest.mark.parametrize("scheduler", ["onecycle", "onecycle_step", "warmup_cosine", "plateau", None])

@@ -7,10 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import yaml
-
 from speechexp.reports import html as h
-from speechexp.runs.plan import read_json, read_results
+from speechexp.runs.plan import read_json, read_results, run_overrides
 
 MAX_FIGURES = 12      # PNGs embedded from figures/ (curves and confusion matrix first)
 MAX_CLIPS = 5         # WAVs embedded (mixture, 2 estimates, 2 references)
@@ -93,11 +91,7 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     from speechexp.io import write_text_atomic  # noqa: PLC0415
 
     results, run = read_results(run_dir / "results.json"), read_json(run_dir / "run.json")
-    overrides = []
-    try:
-        overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-    except (OSError, yaml.YAMLError):
-        pass
+    overrides = run_overrides(run_dir)
     config_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
     status = str(results.get("status", "unknown"))
     predictions, prediction_columns = _csv_rows(run_dir / "test_predictions.csv", MAX_PREDICTIONS)

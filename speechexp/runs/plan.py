@@ -120,6 +120,19 @@ def read_results(path: Path) -> dict:
     return results
 
 
+def run_overrides(run_dir: Path) -> list[str]:
+    """The overrides of the command that wrote the run's files: ``run.json``'s record, else
+    (runs written before it kept one) Hydra's ``.hydra/overrides.yaml``."""
+    recorded = read_json(run_dir / RUN_FILE).get("overrides")
+    if isinstance(recorded, list):
+        return [str(o) for o in recorded]
+    try:
+        listed = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(o) for o in listed] if isinstance(listed, list) else []
+
+
 def read_saved_config(run_dir: Path) -> dict | None:
     try:
         saved = yaml.safe_load((run_dir / CONFIG_FILE).read_text())

@@ -46,10 +46,21 @@ def command_line() -> str:
     return shlex.join([*program, *sys.argv[1:]])
 
 
+def job_overrides() -> list[str]:
+    """This Hydra job's overrides (a multirun job's own values), ``[]`` outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
+
+    return [str(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
+
+
 def describe_environment() -> dict:
-    """The command line, interpreter, platform, package versions and git state of the code."""
+    """The command line and its overrides, interpreter, platform, package versions and git
+    state of the code. The overrides are the run's own record of its configuration: Hydra
+    rewrites ``.hydra/overrides.yaml`` for any later command into the same dir, even one
+    that is refused."""
     return {
         "command": command_line(),
+        "overrides": job_overrides(),
         "cwd": str(Path.cwd()),
         "python": platform.python_version(),
         "platform": platform.platform(),

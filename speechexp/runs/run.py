@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
+from speechexp.errors import SpeechexpError
 from speechexp.io import write_json_atomic, write_text_atomic
 from speechexp.runs.build import (
     build_trainer, instantiate_checked, instantiate_each, prepare_dataset, resolved_container, stage_metrics,
@@ -85,8 +86,12 @@ class Run:
         fine_tune = str(plan.moved_ckpt_path) if plan.moved_ckpt_path else cfg.ckpt_path
         run = cls(cfg, plan, run_config, start_from=own or fine_tune, resumed_from=own)
         if plan.action == "continue":
-            done = checkpoint_epochs(plan.checkpoint)
-            log.info("Continuing %s from epoch %d to %s.", run.dir, done, cfg.trainer.get("max_epochs"))
+            done, wanted = checkpoint_epochs(plan.checkpoint), cfg.trainer.get("max_epochs")
+            if wanted is not None and 0 <= int(wanted) < done:  # Lightning would fail after the results were replaced
+                raise SpeechexpError(f"{run.dir} already trained {done} epochs, more than trainer.max_epochs={wanted}; "
+                                     f"pass trainer.max_epochs above {done} to train it longer, resume=false to start "
+                                     "afresh (its files are kept aside), or another hydra.run.dir.")
+            log.info("Continuing %s from epoch %d to %s.", run.dir, done, wanted)
             run.extra["continued_from_epoch"] = done
         run.extra["best_checkpoint"] = None  # results.json always says whether training kept a best
         if plan.action == "skip":

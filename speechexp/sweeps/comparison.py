@@ -1,8 +1,8 @@
 """Compare the jobs of one or more run / multirun folders: a table, figures and the best config.
 
 Every folder holding a ``results.json`` is a job (``.superseded/`` ones excepted). Its
-overrides come from ``.hydra/overrides.yaml``, its task's metric and direction from its
-``config.yaml`` (``task.monitor``, ``task.mode``). :func:`write_comparison` writes, into
+overrides come from its ``run.json`` (else ``.hydra/overrides.yaml``), its task's metric and
+direction from its ``config.yaml`` (``task.monitor``, ``task.mode``). :func:`write_comparison` writes, into
 the first folder:
 
 - ``comparison.csv`` / ``comparison.md``: one row per job, best first by the metric (failed
@@ -33,7 +33,7 @@ import yaml
 
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic, write_text_atomic
-from speechexp.runs.plan import CONFIG_FILE, RESULTS_FILE, SUPERSEDED_DIR, is_cosmetic, read_results
+from speechexp.runs.plan import CONFIG_FILE, RESULTS_FILE, SUPERSEDED_DIR, is_cosmetic, read_results, run_overrides
 
 # overrides never shown as swept parameters nor repeated in the best configuration
 NOT_CONFIGURATION = ("hparams_search",)
@@ -81,7 +81,7 @@ def find_jobs(folders: list[str | Path]) -> list[Job]:
             raise SpeechexpError(f"No {RESULTS_FILE} under {folder}; pass a run or multirun folder.")
         for path in paths:
             results = read_results(path)
-            overrides = _read_yaml(path.parent / ".hydra" / "overrides.yaml") or []
+            overrides = run_overrides(path.parent)
             task = (_read_yaml(path.parent / CONFIG_FILE) or {}).get("task") or {}
             jobs.append(Job(path.parent, [str(o) for o in overrides], results,
                             monitor=task.get("monitor", "val/loss"), mode=task.get("mode", "min")))
