@@ -53,6 +53,8 @@ def test_every_experiment_composes_and_targets_fit(experiment, tmp_path):
     assert {"task", "model", "loss", "optimizer", "trainer"} <= {n._get_full_key(None).split(".")[0] for n in nodes}
     for node in nodes:
         assert_keys_fit_target(node)
+    if "root" in cfg.dataset:  # a corpus experiment needs its folder before it runs (any existing folder here)
+        cfg = compose_config("train", [f"experiment={experiment}", f"dataset.root={tmp_path}"], tmp_path)
     check_compatibility(cfg)  # every preset is a valid combination
 
 
