@@ -250,8 +250,9 @@ class Comparison:
 
 
 # how a metric's name says which way is better, for a --metric other than the task's monitor
+HIGHER_IS_BETTER = ("snr", "sdr", "uar", "accuracy")  # anywhere in the name (si_snr, sdr_improvement)
+HIGHER_AT_THE_END = ("score", "f1", "per_s")            # items_per_s
 LOWER_IS_BETTER = ("loss", "cer", "wer", "per", "ctc", "_ce", "error", "_s", "seconds")
-HIGHER_IS_BETTER = ("snr", "sdr", "uar", "accuracy", "score", "f1", "per_s")
 
 
 def direction(metric: str, job: Job) -> str:
@@ -261,7 +262,7 @@ def direction(metric: str, job: Job) -> str:
         return job.mode
     parts = metric.split("/")
     name = parts[1] if len(parts) > 1 else parts[0]  # test/cer/festival:ked is a CER of one source
-    if name.endswith(HIGHER_IS_BETTER) or any(word in name for word in ("snr", "sdr", "uar", "accuracy")):
+    if any(word in name for word in HIGHER_IS_BETTER) or name.endswith(HIGHER_AT_THE_END):
         return "max"
     if name.endswith(LOWER_IS_BETTER) or name.startswith(("cer", "wer", "per")):
         return "min"
