@@ -39,12 +39,13 @@ def infer(cfg: DictConfig) -> list[dict]:
             raise SpeechexpError(f"speechexp-infer needs {key}: pass {example}.")
     check_ranges(cfg)
     # torch and Lightning load here, not at import: `speechexp-infer --help` stays fast
-    from speechexp.inference.files import collect_inputs  # noqa: PLC0415
+    from speechexp.inference.files import assign_speakers, collect_inputs  # noqa: PLC0415
     from speechexp.inference.predict import predict_files  # noqa: PLC0415
     from speechexp.runs.checkpoints import load_checkpoint  # noqa: PLC0415
     from speechexp.runs.run import Run  # noqa: PLC0415
 
-    collect_inputs(str(cfg.input))  # a missing input or checkpoint: one sentence, nothing written
+    # a missing input, speakers table or checkpoint: one sentence, nothing written
+    assign_speakers(collect_inputs(str(cfg.input))[0], cfg.get("speakers"))
     checkpoint = load_checkpoint(cfg.ckpt_path)
     if cfg.get("decoder") is not None:  # a CTC decoder for a separation checkpoint: refused here too
         from speechexp.config.compatibility import check_decoder  # noqa: PLC0415

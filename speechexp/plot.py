@@ -26,20 +26,31 @@ def find_wavs(paths: list[str], limit: int | None) -> list[Path]:
             wavs = sorted(p for p in path.rglob("*") if p.suffix.lower() == ".wav")
             if not wavs:
                 raise SpeechexpError(f"Folder {path} holds no .wav files; pass a WAV file or a folder of them.")
-            found.extend(wavs[:limit] if limit else wavs)
+            found.extend(wavs[:limit] if limit is not None else wavs)
         else:
             raise SpeechexpError(f"{path} does not exist; pass a WAV file or a folder of WAV files.")
     return found
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number above 0 (a window, a hop or a count of none is no plot)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="speechexp-plot", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="WAV files or folders")
     parser.add_argument("--out", default="outputs/spectrograms", help="output folder (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=None, help="at most this many files per folder")
-    parser.add_argument("--n-fft", type=int, default=256)
-    parser.add_argument("--hop-length", type=int, default=64)
-    parser.add_argument("--n-mels", type=int, default=64)
+    parser.add_argument("--limit", type=positive, default=None, help="at most this many files per folder")
+    parser.add_argument("--n-fft", type=positive, default=256)
+    parser.add_argument("--hop-length", type=positive, default=64)
+    parser.add_argument("--n-mels", type=positive, default=64)
     return parser.parse_args(argv)
 
 

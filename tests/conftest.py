@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,3 +72,44 @@ def run_cli(module: str, *args: str, cwd: Path | None = None, env: dict | None =
     full_env = cli_env(**(env or {}))
     return subprocess.run([sys.executable, "-m", f"speechexp.{module}", *args], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+# One interpreter runs the commands one after another, as Hydra's own sweeps run jobs: each
+# command starts with Hydra's state cleared, its output is captured apart, and an uncaught
+# exception reads as it would from the shell.
+EACH_IN_ONE_PROCESS = """
+import contextlib, importlib, io, json, sys, traceback
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+done = []
+for module, args in json.loads(sys.argv[1]):
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
+    sys.argv = [f"speechexp-{module}", *args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            importlib.import_module(f"speechexp.{module}").main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        except Exception:
+            traceback.print_exc()
+            code = 1
+    done.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(done))
+"""
+
+
+def run_cli_each(calls: list[tuple[str, list[str]]], cwd: Path | None = None, python: str = sys.executable,
+                 env: dict | None = None, timeout: int = 600) -> list[subprocess.CompletedProcess]:
+    """Run each ``(module, args)`` as ``speechexp.<module>.main()`` would from the shell, all in
+    one interpreter: for commands that stop before any work (a composed config, a refusal),
+    where starting torch and Lightning anew for each would cost more than the command.
+
+    ``env`` replaces the environment (default :func:`cli_env`)."""
+    child = subprocess.run([python, "-c", EACH_IN_ONE_PROCESS, json.dumps(calls)], cwd=cwd or REPO,
+                           capture_output=True, text=True, timeout=timeout, env=env or cli_env())
+    assert child.returncode == 0, child.stderr[-3000:]
+    return [subprocess.CompletedProcess([module, *args], code, out, err)
+            for (module, args), (code, out, err) in zip(calls, json.loads(child.stdout.splitlines()[-1]))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.conftest import run_cli
@@ -95,3 +96,15 @@ def test_plot_writes_spectrogram_figures_and_rejects_missing_paths(tmp_path):
 def test_eval_of_a_missing_checkpoint_is_one_sentence(tmp_path):
     result = run_cli("evaluate", f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}/eval")
     assert_one_line_error(result, "missing.ckpt does not exist", "ckpt_path")
+
+
+def test_plot_refuses_a_count_or_window_of_none(capsys):
+    from speechexp.plot import parse_args
+
+    for option, value in (("--limit", "0"), ("--limit", "-2"), ("--n-fft", "0"), ("--hop-length", "x")):
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(["wavs", option, value])
+        assert stopped.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"speechexp-plot: error: argument {option}: '{value}' is not a whole number above 0")
+    assert parse_args(["wavs", "--limit", "3"]).limit == 3

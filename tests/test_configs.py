@@ -180,9 +180,21 @@ def test_slurm_launcher_preset_composes_with_requeue_signal(tmp_path):
     ("asr_emotion", "dataset.datamodule.num_workers=-1", "num_workers must be 0 or more"),
     ("asr_emotion", "model.dropout=1.0", "model.dropout=1.0 is out of range: dropout must be at least 0 and below 1"),
     ("asr_emotion", "dataset.datamodule.hop_length=0", "dataset.datamodule.hop_length=0 is out of range"),
+    # ran silently before: a negative clip norm flips the gradients, shares above 1 mean "all"
+    ("separation", "trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 is out of range: gradient_clip_val "
+                                                   "must be 0 or more"),
+    ("separation", "model.frame_size=0", "model.frame_size=0 is out of range"),
+    ("asr_emotion", "task.module.speaker_mean_dropout=1.5", "speaker_mean_dropout must be a share from 0 to 1"),
+    ("asr_emotion", "dataset.preparer.emotion_strength=-1", "emotion_strength must be 0 or more"),
+    # ended in a traceback before: from the data preparation, Lightning's loop, the optimizer or the schedule
+    ("asr_emotion", "dataset.preparer.val_fraction=1.5", "val_fraction must be a share from 0 up to"),
+    ("separation", "trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch=0 is out of range"),
+    ("separation", "optimizer.eps=-1", "optimizer=adam refuses its settings: Invalid epsilon value: -1.0; change "
+                                       r"the optimizer\.\* value it names"),
+    ("asr_emotion", "scheduler=onecycle_step scheduler.pct_start=1.5", "scheduler=onecycle_step refuses its settings"),
 ])
 def test_a_number_no_run_can_use_is_refused_before_the_run(tmp_path, experiment, override, named):
-    cfg = compose_config("train", [f"experiment={experiment}", override], tmp_path / "run")
+    cfg = compose_config("train", [f"experiment={experiment}", *override.split()], tmp_path / "run")
     with pytest.raises(SpeechexpError, match=named) as refusal:
         check_compatibility(cfg)
     assert "\n" not in str(refusal.value)

@@ -77,6 +77,8 @@ def test_split_groups_is_disjoint_seeded_and_sized():
     assert sorted(a.values()).count("test") == 4 and sorted(a.values()).count("val") == 2
     tiny = split_groups(["a", "b", "c"], 0.1, 0.1, seed=0)
     assert sorted(tiny.values()) == ["test", "train", "val"]
+    with pytest.raises(SpeechexpError, match=r"val_fraction=0.5 and test_fraction=0.6 leave no training data"):
+        split_groups(groups, 0.5, 0.6)
 
 
 def test_default_config_has_many_voices():

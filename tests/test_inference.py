@@ -290,6 +290,18 @@ def test_missing_input_is_one_sentence_and_writes_nothing(trained, tmp_path):
     cfg = compose_config("infer", [f"input={tmp_path}"], tmp_path / "out")
     with pytest.raises(SpeechexpError, match="speechexp-infer needs ckpt_path"):
         infer(cfg)
+    # a speakers table that is missing or leaves a file out, and a window of no length: refused before the run
+    folder = trained["separation"]["dataset_dir"]
+    unlisted = tmp_path / "speakers.csv"
+    unlisted.write_text("path,speaker\nnot_an_input.wav,s1\n")
+    for setting, message in ((f"speakers={tmp_path / 'none.csv'}", "is neither none, folder nor an existing CSV"),
+                             (f"speakers={unlisted}", "does not list"),
+                             ("chunk_seconds=-1", r"chunk_seconds=-1.0 is out of range: chunk_seconds must be greater")):
+        cfg = compose_config("infer", [f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={folder}",
+                                       setting], tmp_path / "out")
+        with pytest.raises(SpeechexpError, match=message):
+            infer(cfg)
+        assert not (tmp_path / "out").exists(), setting
 
 
 def test_eval_with_beam_lm_fits_the_lm_on_training_transcripts_and_records_its_metrics(trained, tmp_path):

@@ -15,7 +15,7 @@ from speechexp.config import CONF_DIR
 from speechexp.config.compatibility import check_command_line, check_composed
 from speechexp.errors import IncompatibleOptions, SpeechexpError
 from speechexp.train import train
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, run_cli, run_cli_each
 
 CONF = Path(CONF_DIR)
 GROUPS = ("callbacks", "debug", "logger", "loss", "model", "optimizer", "scheduler", "trainer", "experiment",
@@ -110,14 +110,23 @@ def test_every_logger_writes_once_with_every_stage_under_ddp_sim(tmp_path):
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
 
 
-@pytest.mark.parametrize("command", [
+HYDRA_COMMANDS = [
     ["--cfg", "job"], ["--cfg", "job", "--resolve"], ["--cfg", "hydra"], ["--info"], ["--help"],
     ["-m", "hparams_search=separation_optuna", "--cfg", "job"],
     ["hparams_search=asr_emotion_grid", "--cfg", "job", "--resolve"],
     ["scheduler=null", "--cfg", "job"], ["logger=null", "--cfg", "job"], ["~scheduler", "--cfg", "job"],
-])
-def test_hydra_commands_work(command):
-    result = run_cli("train", *command)
+]
+
+
+@pytest.fixture(scope="module")
+def hydra_commands() -> list:
+    """Each of Hydra's own commands, all in one interpreter (none of them runs a job)."""
+    return run_cli_each([("train", command) for command in HYDRA_COMMANDS])
+
+
+@pytest.mark.parametrize("index", range(len(HYDRA_COMMANDS)), ids=lambda i: " ".join(HYDRA_COMMANDS[i]))
+def test_hydra_commands_work(index, hydra_commands):
+    command, result = HYDRA_COMMANDS[index], hydra_commands[index]
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     if "scheduler=null" in command or "~scheduler" in command:
         assert "\nscheduler: null\n" in result.stdout

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, run_cli_each
 
 SOURCES = ("pyproject.toml", "README.md", "speechexp", "conf")
 
@@ -27,15 +27,24 @@ EXTRAS = {
     "lm": ("flashlight", "flashlight_text"),
 }
 EXTRA_NAMES = {name for names in EXTRAS.values() for name in names}
+# a small synthetic corpus: the default one (3800 utterances) would spend a minute on synthesis
+TINY_CORPUS = ("dataset.preparer.num_speakers=10", "dataset.preparer.utterances_per_speaker=5",
+               "dataset.preparer.num_sentences=30")
 
 
-def run(command: list[str], cwd: Path, timeout: int = 600, check: bool = True,
-        path: Path | None = None) -> subprocess.CompletedProcess:
+def installed_env(path: Path | None = None) -> dict:
+    """The installed package's environment: no index to install from, nothing of the checkout
+    on ``PYTHONPATH`` (only ``path``, where given)."""
     env = cli_env(PIP_NO_INDEX="1")
     env.pop("PYTHONPATH", None)
     if path is not None:
         env["PYTHONPATH"] = str(path)
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
+
+
+def run(command: list[str], cwd: Path, timeout: int = 600, check: bool = True,
+        path: Path | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, cwd=cwd, env=installed_env(path), capture_output=True, text=True, timeout=timeout)
     if check:
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done
@@ -117,40 +126,24 @@ def test_your_own_experiment_from_a_config_dir(installed, tmp_path):
     assert saved["model"]["units"] == 12 and saved["model"]["front_end"] == "stft"
 
 
-# Refuse each option in one process: the check runs before Hydra, and a process per option
-# would spend its time importing torch and Lightning, not refusing.
-REFUSE_EACH = """
-import contextlib, io, json, sys
-from speechexp.train import main
-refused = {}
-for option in sys.argv[1:]:
-    sys.argv = ["speechexp-train", option, "debug=fdr", "hydra.run.dir=outputs/refused"]
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-    refused[option] = [code, stderr.getvalue()]
-print(json.dumps(refused))
-"""
-
-
 def test_core_install_runs_both_studies_and_names_the_extra_an_option_needs(installed, tmp_path):
     python = str(installed / "bin" / "python")
     missing = run([python, "-c", "import importlib.util as u; print([m for m in ('optuna', 'tensorboard', "
                    "'submitit', 'hydra_plugins', 'flashlight') if u.find_spec(m)])"], tmp_path)
     assert missing.stdout.strip() == "[]"  # the extras really are absent
     train = str(installed / "bin" / "speechexp-train")
-    run([train, "experiment=asr_emotion", "debug=fdr", "logger=csv", "hydra.run.dir=outputs/asr"], tmp_path)
+    run([train, "experiment=asr_emotion", *TINY_CORPUS, "debug=fdr", "logger=csv", "hydra.run.dir=outputs/asr"],
+        tmp_path)
     assert json.loads((tmp_path / "outputs" / "asr" / "results.json").read_text())["status"] == "completed"
     needs = {"hparams_search=separation_optuna": "optuna", "hydra/launcher=joblib": "joblib",
              "hydra/launcher=slurm": "slurm", "logger=tensorboard": "tensorboard",
              "decoder=beam_lm": "lm", "decoder=beam_english": "lm"}
-    refused = json.loads(run([python, "-c", REFUSE_EACH, *needs], tmp_path).stdout.splitlines()[-1])
+    # each option refused in one process: the check runs before Hydra, and a process per option
+    # would spend its time importing torch and Lightning, not refusing
+    calls = [("train", [option, "debug=fdr", "hydra.run.dir=outputs/refused"]) for option in needs]
+    refused = dict(zip(needs, run_cli_each(calls, cwd=tmp_path, python=python, env=installed_env())))
     for option, extra in needs.items():
-        code, stderr = refused[option]
+        code, stderr = refused[option].returncode, refused[option].stderr
         assert code not in (0, None), option
         lines = stderr.strip().splitlines()
         assert lines[-1].startswith(f"Error: {option} "), stderr
@@ -159,8 +152,8 @@ def test_core_install_runs_both_studies_and_names_the_extra_an_option_needs(inst
     assert not (tmp_path / "outputs" / "refused").exists()
     # the console script exits non-zero with the same sentence
     console = run([train, "logger=tensorboard", "debug=fdr", "hydra.run.dir=outputs/refused"], tmp_path, check=False)
-    assert console.returncode == refused["logger=tensorboard"][0]
-    assert console.stderr.strip().splitlines()[-1] == refused["logger=tensorboard"][1].strip().splitlines()[-1]
+    assert console.returncode == refused["logger=tensorboard"].returncode
+    assert console.stderr.strip().splitlines()[-1] == refused["logger=tensorboard"].stderr.strip().splitlines()[-1]
 
 
 def test_the_optuna_extra_runs_the_optuna_preset(installed, optuna_extra, tmp_path):

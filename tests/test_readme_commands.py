@@ -2,7 +2,8 @@
 
 Each command runs in a fast form (tiny data, one or two epochs, in a scratch folder) or,
 where running is expensive or needs what this machine lacks (sweeps, SLURM, a corpus
-folder), is composed and pre-flighted (``--cfg job``, the same checks a run starts with).
+folder), is pre-flighted: its config composed (``--cfg job``) or its refusal read, all such
+commands in one interpreter.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from speechexp.data.tts import installed_voices
-from tests.conftest import REPO, compose_config, run_cli
+from tests.conftest import REPO, compose_config, run_cli, run_cli_each
 
 README = (REPO / "README.md").read_text()
 MODULES = {"speechexp-train": "train", "speechexp-eval": "evaluate", "speechexp-prepare": "prepare",
@@ -83,59 +85,101 @@ def fast_form(args: list[str]) -> list[str]:
     return [*out, *(TINY_ASR if asr else TINY), *voices, "logger=csv"] if "logger=many" not in out else [*out, *TINY]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_readme_command_runs(command, workspace):
+def command_args(command: str) -> tuple[str, list[str]]:
+    """The command's module and its arguments, optional parts given and ``<time>`` filled in."""
     written = command.replace("[more folders]", "").replace("[", "").replace("]", "")  # optional parts: given
-    args = [a.replace("<time>", "t0") for a in shlex.split(written)[1:]]
-    module = MODULES[shlex.split(command)[0]]
-    if module in ("plot", "compare", "report"):
-        args = [str(p) for a in args for p in (sorted(workspace.glob(a)) or [a])] if module == "plot" else args
-        result = run_cli(module, *args, cwd=workspace)
-        assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
-        return
-    if module == "prepare":
-        corpus = next((a for a in args if a.startswith("dataset.root=")), None)
-        voices = "experiment=asr_emotion_voices" in args
-        if corpus:
-            tiny = ()
-        elif any("asr_emotion" in a for a in args):  # the tiny data of the command's dataset
-            tiny = TINY_ASR[:3] + (("dataset.preparer.speakers_per_voice=1",) if voices else ())
-        else:
-            tiny = TINY[:1]
-        result = run_cli(module, *args, *tiny, cwd=workspace)
-        if corpus:  # no corpus here: refused in one sentence naming the folder to pass
-            assert result.returncode == 1 and "Traceback" not in result.stderr
-            assert result.stderr.strip().splitlines()[-1].startswith("Error: ") and "dataset.root" in result.stderr
-        elif voices and not set(experiment_voices()) <= set(installed_voices()):
-            assert result.returncode == 1 and "make voices" in result.stderr.strip().splitlines()[-1], result.stderr
-        else:
-            assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
-            assert (workspace / result.stdout.strip().splitlines()[-1]).is_dir()  # the folder it prints
-        return
-    if module in ("infer", "export"):  # composed; and run where its checkpoint was trained here and its input exists
-        result = run_cli(module, *args, "--cfg", "job", "--resolve", cwd=workspace)
-        assert result.returncode == 0 and "Traceback" not in result.stderr, f"{command}\n{result.stderr[-2000:]}"
-        setting = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
-        if (workspace / setting["ckpt_path"]).is_file() and list(workspace.glob(setting.get("input", "*"))):
-            result = run_cli(module, *args, f"hydra.run.dir=outputs/readme/{abs(hash(command))}", cwd=workspace)
-            assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
-        return
-    if module == "evaluate" or is_composed_only(args):
-        if "-m" in args:  # Hydra composes one job at a time: the sweep's first point
+    return MODULES[shlex.split(command)[0]], [a.replace("<time>", "t0") for a in shlex.split(written)[1:]]
+
+
+def corpus_folder(args: list[str]) -> str | None:
+    return next((a for a in args if a.startswith("dataset.root=")), None)
+
+
+def voices_missing(args: list[str]) -> bool:
+    """A command of the voices experiment on a machine without its engines (refused: make voices)."""
+    return "experiment=asr_emotion_voices" in args and not set(experiment_voices()) <= set(installed_voices())
+
+
+def preflight(module: str, args: list[str]) -> list[str] | None:
+    """The arguments that check a command without running it, where it is checked so: the
+    config composed (``--cfg job``) for evaluations, inference, exports and sweeps (Hydra
+    composes one job at a time: a sweep's first point)."""
+    if module in ("infer", "export", "evaluate") or (module == "train" and is_composed_only(args)):
+        if "-m" in args:
             args = [re.sub(r"^([\w./]+)=([^,=\[]+),.*$", r"\1=\2", a) for a in args if a != "-m"]
-        result = run_cli(module, *args, "--cfg", "job", "--resolve", cwd=workspace)
-        assert result.returncode == 0 and "Traceback" not in result.stderr, f"{command}\n{result.stderr[-2000:]}"
-        ckpt = next((a.split("=", 1)[1] for a in args if a.startswith("ckpt_path=")), "")
-        if module == "evaluate" and (workspace / ckpt).is_file():  # and the evaluation of the run trained here
-            result = run_cli(module, *args, "hydra.run.dir=outputs/eval", cwd=workspace)
-            assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+        return [*args, "--cfg", "job", "--resolve"]
+    return None
+
+
+def fast_run(module: str, args: list[str], workspace: Path, name: str) -> list[str] | None:
+    """The arguments that run a command in its fast form, or ``None`` where it is only composed."""
+    if module == "plot":
+        return [str(p) for a in args for p in (sorted(workspace.glob(a)) or [a])]
+    if module in ("compare", "report"):
+        return args
+    if module == "prepare":
+        if corpus_folder(args):  # no corpus here: run as written, to be refused
+            return args
+        if any("asr_emotion" in a for a in args):  # the tiny data of the command's dataset
+            voices = ("dataset.preparer.speakers_per_voice=1",) if "experiment=asr_emotion_voices" in args else ()
+            return [*args, *TINY_ASR[:3], *voices]
+        return [*args, *TINY[:1]]
+    if module in ("infer", "export", "evaluate"):  # run where its checkpoint was trained here and its input exists
+        setting = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
+        trained_here = (workspace / setting.get("ckpt_path", "")).is_file()
+        if not (trained_here and list(workspace.glob(setting.get("input", "*")))):
+            return None
+        return [*args, f"hydra.run.dir={run_dir_of(module, args, name)}"]
+    if is_composed_only(args):
+        return None
+    own_dir = any(a.startswith("hydra.run.dir=") for a in args)
+    return [*fast_form(args), *([] if own_dir else [f"hydra.run.dir={run_dir_of(module, args, name)}"])]
+
+
+def run_dir_of(module: str, args: list[str], name: str) -> str:
+    """Where a command's run writes: its own ``hydra.run.dir``, else a folder of its own."""
+    given = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
+    return given or ("outputs/eval" if module == "evaluate" else f"outputs/readme/{name}")
+
+
+@pytest.fixture(scope="module")
+def outcomes(workspace) -> dict[str, dict[str, subprocess.CompletedProcess]]:
+    """Each command's ``preflight`` and ``run``, in the README's order, all in one interpreter as
+    Hydra runs the jobs of a sweep: a process per command would spend most of its time starting
+    torch and Lightning."""
+    planned = []
+    for index, command in enumerate(COMMANDS):
+        module, args = command_args(command)
+        calls = {"preflight": preflight(module, args), "run": fast_run(module, args, workspace, str(index))}
+        for stage, call in calls.items():
+            if call is not None:
+                planned.append((command, stage, (module, call)))
+    done = run_cli_each([call for _, _, call in planned], cwd=workspace, timeout=1800)
+    found: dict[str, dict[str, subprocess.CompletedProcess]] = {}
+    for (command, stage, _), result in zip(planned, done):
+        found.setdefault(command, {})[stage] = result
+    return found
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_readme_command_runs(command, workspace, outcomes):
+    module, args = command_args(command)
+    checked, ran = outcomes[command].get("preflight"), outcomes[command].get("run")
+    if checked is not None:
+        assert checked.returncode == 0 and "Traceback" not in checked.stderr, f"{command}\n{checked.stderr[-2000:]}"
+    if ran is None:
+        assert checked is not None
         return
-    run_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
-    extra = () if run_dir else (f"hydra.run.dir=outputs/readme/{abs(hash(command))}",)
-    result = run_cli(module, *fast_form(args), *extra, cwd=workspace)
-    if "experiment=asr_emotion_voices" in args and not set(experiment_voices()) <= set(installed_voices()):
-        assert result.returncode == 1 and "make voices" in result.stderr.strip().splitlines()[-1], result.stderr
-        return
-    assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
-    out_dir = workspace / (run_dir or extra[0].split("=", 1)[1])
-    assert json.loads((out_dir / "results.json").read_text())["status"] == "completed"
+    last = (ran.stderr.strip().splitlines() or [""])[-1]
+    if module == "prepare" and corpus_folder(args):  # no corpus here: refused in one sentence naming the folder
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr
+        assert last.startswith("Error: ") and "dataset.root" in ran.stderr
+    elif voices_missing(args):
+        assert ran.returncode == 1 and "make voices" in last, ran.stderr
+    else:
+        assert ran.returncode == 0, f"{command}\n{ran.stderr[-3000:]}"
+        if module == "prepare":
+            assert (workspace / ran.stdout.strip().splitlines()[-1]).is_dir()  # the folder it prints
+        if module == "train":
+            run_dir = workspace / run_dir_of(module, args, str(COMMANDS.index(command)))
+            assert json.loads((run_dir / "results.json").read_text())["status"] == "completed"

@@ -286,6 +286,22 @@ def test_eval_without_ckpt_path_and_a_model_of_another_task_are_one_sentence(tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_a_plain_command_after_a_hydra_job_in_the_same_process_still_refuses_in_one_line(capsys):
+    """A Hydra job earlier in the process (a notebook, a sweep) leaves Hydra's config behind
+    without a run dir: a command's refusal must not read that config for a run dir to tidy."""
+    from speechexp.runs.entry import entry_point
+
+    compose_config("train", [])  # Hydra's config is set, its run dir never filled in
+
+    @entry_point
+    def command() -> None:
+        raise SpeechexpError("nothing to plot; pass a WAV file.")
+
+    with pytest.raises(SystemExit) as stopped:
+        command()
+    assert stopped.value.code == 1 and capsys.readouterr().err == "Error: nothing to plot; pass a WAV file.\n"
+
+
 @pytest.mark.parametrize("experiment, overrides", [
     ("separation", ("trainer.max_epochs=2", *TINY)),
     ("asr_emotion", ("debug=limit", "trainer.max_epochs=2", "dataset.preparer.num_speakers=30",

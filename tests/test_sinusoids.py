@@ -82,3 +82,5 @@ def test_split_counts_and_bad_parameters():
         SinusoidPreparer(f2_range=(1100, 5000))
     with pytest.raises(SpeechexpError, match="no training data"):
         split_counts(2, {"train": 0.0, "val": 0.5, "test": 0.5})
+    with pytest.raises(SpeechexpError, match="n_examples=2 leaves the val split empty; pass dataset.preparer.n_examples=3"):
+        split_counts(2, {"train": 0.8, "val": 0.1, "test": 0.1})

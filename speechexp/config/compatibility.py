@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from speechexp.config.extras import check_extras
-from speechexp.config.ranges import check_ranges
+from speechexp.config.ranges import check_optimizer, check_ranges
 from speechexp.config.registry import read_yaml
 from speechexp.errors import IncompatibleOptions, SpeechexpError
 
@@ -145,6 +145,7 @@ def check_composed(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
 
     check_ranges(cfg)
+    check_optimizer(cfg)
     choices = dict(HydraConfig.get().runtime.choices)
     chosen = {g: (choices.get(g), option_kind(g, cfg.get(g))) for g in CHECKED_GROUPS}
     check_choices(choices.get("task") or cfg.task.name, cfg.task.accepts, chosen, choices.get("experiment"),

@@ -19,11 +19,19 @@ from speechexp.errors import SpeechexpError
 RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     **{name: ((lambda v: v > 0), "greater than 0")
        for name in ("batch_size", "units", "layers", "n_fft", "hop_length", "win_length", "n_mels", "sample_rate",
-                    "fs")},
+                    "fs", "frame_size", "n_src", "conv_channels", "chunk_seconds", "check_val_every_n_epoch")},
+    # a negative clip norm would flip every gradient; negative strengths and spreads mirror them
+    **{name: ((lambda v: v >= 0), "0 or more")
+       for name in ("weight_decay", "overlap_seconds", "gradient_clip_val", "n_figures", "n_media", "jitter",
+                    "emotion_strength")},
     "num_workers": ((lambda v: v >= 0), "0 or more (0 reads the data in the main process)"),
     "lr": ((lambda v: v >= 0), "0 or more (0 trains nothing, as PyTorch's optimizers allow)"),
-    "weight_decay": ((lambda v: v >= 0), "0 or more"),
     "dropout": ((lambda v: 0 <= v < 1), "at least 0 and below 1"),
+    # shares of the utterances (or of the batches' speakers): above 1 would silently mean "all"
+    **{name: ((lambda v: 0 <= v <= 1), "a share from 0 to 1")
+       for name in ("speaker_mean_dropout", "degrade", "general_text", "general_sentences", "raised_fraction")},
+    **{name: ((lambda v: 0 <= v < 1), "a share from 0 up to (not including) 1")
+       for name in ("val_fraction", "test_fraction")},
 }
 
 SKIPPED = ("hydra",)  # Hydra's own settings are Hydra's to check
@@ -61,3 +69,29 @@ def check_ranges(cfg: DictConfig) -> None:
         if rule is not None and not rule[0](value):
             raise SpeechexpError(f"{path}={value} is out of range: {key} must be {rule[1]}; set {path} to such a "
                                  "value.")
+
+
+def check_optimizer(cfg: DictConfig) -> None:
+    """Build the run's optimizer and schedule for one stand-in weight, so that settings they
+    refuse (a negative ``eps``, a ``pct_start`` above 1) are one sentence before the data are
+    prepared, not a traceback from inside Lightning's fit (which builds them)."""
+    if cfg.get("optimizer") is None:
+        return
+    import torch  # noqa: PLC0415
+
+    from speechexp.runs.build import hydra_choice, instantiate_checked  # noqa: PLC0415
+
+    for group in ("optimizer", "scheduler"):
+        if cfg.get(group) is None:
+            continue
+        factory = instantiate_checked(cfg[group], _convert_="all")
+        try:
+            if group == "optimizer":
+                optimizer = factory(params=[torch.nn.Parameter(torch.zeros(1))])
+            else:  # a schedule fills in total_steps from the trainer when it is null: any count stands in
+                steps = {"total_steps": 10} if getattr(factory, "keywords", {}).get("total_steps", 0) is None else {}
+                factory(optimizer=optimizer, **steps)
+        except (ValueError, TypeError, ZeroDivisionError) as exc:
+            name = hydra_choice(group) or cfg[group].get("_target_", "?")
+            raise SpeechexpError(f"{group}={name} refuses its settings: {exc}; change the {group}.* value it "
+                                 "names.") from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Hashable, Iterable
 
+from speechexp.errors import SpeechexpError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -18,7 +20,8 @@ def split_groups(
     so the result does not depend on input order.
     """
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise ValueError("val_fraction and test_fraction must be >= 0 and sum to less than 1")
+        raise SpeechexpError(f"dataset.preparer.val_fraction={val_fraction} and test_fraction={test_fraction} leave "
+                             "no training data; make each 0 or more and their sum less than 1.")
     unique = sorted(set(groups), key=str)
     random.Random(seed).shuffle(unique)
     n = len(unique)

@@ -43,6 +43,10 @@ def split_counts(n_examples: int, fractions: dict[str, float]) -> dict[str, int]
     counts["train"] = n_examples - counts["val"] - counts["test"]
     if counts["train"] < 1:
         raise SpeechexpError(f"{n_examples} examples leave no training data with splits {dict(fractions)}.")
+    empty = [s for s in ("val", "test") if fractions.get(s, 0.0) > 0 and counts[s] == 0]
+    if empty:  # a run needs every split it was given a share for
+        raise SpeechexpError(f"dataset.preparer.n_examples={n_examples} leaves the {empty[0]} split empty; pass "
+                             "dataset.preparer.n_examples=3 or more.")
     return counts
 
 
@@ -74,6 +78,7 @@ class SinusoidPreparer(DatasetPreparer):
                 )
         if self.n_examples < 1 or self.duration <= 0:
             raise SpeechexpError("dataset.preparer.n_examples and duration must be positive.")
+        split_counts(self.n_examples, self.splits)  # splits these examples cannot fill: refused before building
 
     def build(self, folder: Path) -> None:
         rng = np.random.default_rng(self.seed)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from speechexp.errors import SpeechexpError
 
@@ -93,6 +94,8 @@ def discard_hydra_only_run_dir() -> None:
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
+    if OmegaConf.is_missing(hydra_cfg.runtime, "output_dir"):  # left from a job run before in this process
+        return
     run_dir = Path(hydra_cfg.runtime.output_dir).resolve()
     cwd = Path.cwd().resolve()
     if run_dir == cwd or cwd.is_relative_to(run_dir) or not run_dir.is_dir():
