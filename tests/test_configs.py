@@ -188,6 +188,8 @@ def test_slurm_launcher_preset_composes_with_requeue_signal(tmp_path):
     ("asr_emotion", "dataset.preparer.emotion_strength=-1", "emotion_strength must be 0 or more"),
     # ended in a traceback before: from the data preparation, Lightning's loop, the optimizer or the schedule
     ("asr_emotion", "dataset.preparer.val_fraction=1.5", "val_fraction must be a share from 0 up to"),
+    ("asr_emotion", "dataset.preparer.val_fraction=0.5 dataset.preparer.test_fraction=0.6",
+     "val_fraction=0.5 and test_fraction=0.6 leave no training data"),
     ("separation", "trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch=0 is out of range"),
     ("separation", "optimizer.eps=-1", "optimizer=adam refuses its settings: Invalid epsilon value: -1.0; change "
                                        r"the optimizer\.\* value it names"),

@@ -186,12 +186,14 @@ def check_dataset_requirements(dataset_cfg, data_dir: str | None = None) -> None
     list) in its preparer's one sentence, before a run starts: preparers that can tell
     offer ``check_requirements()``. A dataset already prepared under ``data_dir`` needs
     nothing more (a corpus copied to a cluster trains without the engines that spoke it)."""
-    from hydra.utils import get_object, instantiate  # noqa: PLC0415
+    from hydra.utils import get_object  # noqa: PLC0415
+
+    from speechexp.runs.build import instantiate_checked  # noqa: PLC0415
 
     preparer = dataset_cfg.get("preparer") if dataset_cfg is not None else None
     if preparer is None or not hasattr(get_object(str(preparer.get("_target_"))), "check_requirements"):
         return
-    built = instantiate(preparer, _convert_="all")
+    built = instantiate_checked(preparer, _convert_="all")  # its own checks' sentence, not Hydra's wrapping
     if data_dir is not None and built.is_prepared(data_dir):
         return
     built.check_requirements()

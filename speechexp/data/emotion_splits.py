@@ -10,6 +10,14 @@ from speechexp.errors import SpeechexpError
 SPLITS = ("train", "val", "test")
 
 
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Refuse held-out shares that leave no training data (a preparer checks them when built,
+    before a run begins)."""
+    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+        raise SpeechexpError(f"dataset.preparer.val_fraction={val_fraction} and test_fraction={test_fraction} leave "
+                             "no training data; make each 0 or more and their sum less than 1.")
+
+
 def split_groups(
     groups: Iterable[Hashable], val_fraction: float, test_fraction: float, seed: int = 0
 ) -> dict[Hashable, str]:
@@ -19,9 +27,7 @@ def split_groups(
     train always keeps at least one group. Groups are sorted by ``str`` before shuffling,
     so the result does not depend on input order.
     """
-    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise SpeechexpError(f"dataset.preparer.val_fraction={val_fraction} and test_fraction={test_fraction} leave "
-                             "no training data; make each 0 or more and their sum less than 1.")
+    check_fractions(val_fraction, test_fraction)
     unique = sorted(set(groups), key=str)
     random.Random(seed).shuffle(unique)
     n = len(unique)

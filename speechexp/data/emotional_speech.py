@@ -38,7 +38,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from speechexp.data import channel, espeak, tts
-from speechexp.data.emotion_splits import SPLITS, split_groups
+from speechexp.data.emotion_splits import SPLITS, check_fractions, split_groups
 from speechexp.data.general_text import natural_sentences, usage_examples, word_list, word_sequences
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.progress import progress
@@ -178,6 +178,7 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     speaker_rates: list[float] | None = None
 
     def __post_init__(self) -> None:
+        check_fractions(self.val_fraction, self.test_fraction)
         if not 0.0 <= self.silence_s <= 5.0:
             raise SpeechexpError(f"dataset.preparer.silence_s={self.silence_s} is out of range; give the longest "
                                  "silence before and after each utterance in seconds, 0 to 5 (0: none).")

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import soundfile as sf
 
-from speechexp.data.emotion_splits import split_groups
+from speechexp.data.emotion_splits import check_fractions, split_groups
 from speechexp.data.preparer import METADATA_FILE, DatasetPreparer
 from speechexp.data.progress import progress
 from speechexp.errors import SpeechexpError
@@ -95,6 +95,7 @@ class CorpusPreparer(DatasetPreparer):
     columns: ClassVar[list[str]] = METADATA_COLUMNS  # of metadata.csv
 
     def __post_init__(self) -> None:
+        check_fractions(self.val_fraction, self.test_fraction)
         if self.root is not None:
             self.root = str(Path(str(self.root)).expanduser().resolve())
 
