@@ -104,8 +104,8 @@ print(json.dumps(done))
 def run_cli_each(calls: list[tuple[str, list[str]]], cwd: Path | None = None, python: str = sys.executable,
                  env: dict | None = None, timeout: int = 600) -> list[subprocess.CompletedProcess]:
     """Run each ``(module, args)`` as ``speechexp.<module>.main()`` would from the shell, all in
-    one interpreter: for commands that stop before any work (a composed config, a refusal),
-    where starting torch and Lightning anew for each would cost more than the command.
+    one interpreter: for short commands (a composed config, a refusal, a tiny run), where
+    starting torch and Lightning anew for each would cost more than the command.
 
     ``env`` replaces the environment (default :func:`cli_env`)."""
     child = subprocess.run([python, "-c", EACH_IN_ONE_PROCESS, json.dumps(calls)], cwd=cwd or REPO,

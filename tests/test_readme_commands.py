@@ -2,8 +2,8 @@
 
 Each command runs in a fast form (tiny data, one or two epochs, in a scratch folder) or,
 where running is expensive or needs what this machine lacks (sweeps, SLURM, a corpus
-folder), is pre-flighted: its config composed (``--cfg job``) or its refusal read, all such
-commands in one interpreter.
+folder), is pre-flighted: its config composed (``--cfg job``) or its refusal read. All of
+them run in one interpreter, in the README's order.
 """
 
 from __future__ import annotations

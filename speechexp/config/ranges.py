@@ -80,18 +80,17 @@ def check_optimizer(cfg: DictConfig) -> None:
     import torch  # noqa: PLC0415
 
     from speechexp.runs.build import hydra_choice, instantiate_checked  # noqa: PLC0415
+    from speechexp.tasks.schedules import takes_steps_from_trainer  # noqa: PLC0415
 
-    for group in ("optimizer", "scheduler"):
-        if cfg.get(group) is None:
-            continue
-        factory = instantiate_checked(cfg[group], _convert_="all")
-        try:
-            if group == "optimizer":
-                optimizer = factory(params=[torch.nn.Parameter(torch.zeros(1))])
-            else:  # a schedule fills in total_steps from the trainer when it is null: any count stands in
-                steps = {"total_steps": 10} if getattr(factory, "keywords", {}).get("total_steps", 0) is None else {}
-                factory(optimizer=optimizer, **steps)
-        except (ValueError, TypeError, ZeroDivisionError) as exc:
-            name = hydra_choice(group) or cfg[group].get("_target_", "?")
-            raise SpeechexpError(f"{group}={name} refuses its settings: {exc}; change the {group}.* value it "
-                                 "names.") from None
+    group = "optimizer"
+    try:
+        optimizer = instantiate_checked(cfg.optimizer, _convert_="all")(params=[torch.nn.Parameter(torch.zeros(1))])
+        if cfg.get("scheduler") is not None:
+            group = "scheduler"
+            schedule = instantiate_checked(cfg.scheduler, _convert_="all")
+            # a count the trainer fills in later: any number stands in for it
+            schedule(optimizer=optimizer, **({"total_steps": 10} if takes_steps_from_trainer(schedule) else {}))
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        name = hydra_choice(group) or cfg[group].get("_target_", "?")
+        raise SpeechexpError(f"{group}={name} refuses its settings: {exc}; change the {group}.* value it "
+                             "names.") from None

@@ -81,9 +81,8 @@ def find_jobs(folders: list[str | Path]) -> list[Job]:
             raise SpeechexpError(f"No {RESULTS_FILE} under {folder}; pass a run or multirun folder.")
         for path in paths:
             results = read_results(path)
-            overrides = run_overrides(path.parent)
             task = (_read_yaml(path.parent / CONFIG_FILE) or {}).get("task") or {}
-            jobs.append(Job(path.parent, [str(o) for o in overrides], results,
+            jobs.append(Job(path.parent, run_overrides(path.parent), results,
                             monitor=task.get("monitor", "val/loss"), mode=task.get("mode", "min")))
     _mark_swept(jobs)
     return jobs

@@ -3,8 +3,6 @@ and gathering per-process export rows to rank 0 under DDP."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -12,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from speechexp.runs.checkpoints import CONFIG_KEY, plain_data
+from speechexp.tasks.schedules import schedule_interval, takes_steps_from_trainer
 
 
 class ConfiguredTask(pl.LightningModule):
@@ -38,17 +37,12 @@ class ConfiguredTask(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        target = self.scheduler_factory
-        while isinstance(target, functools.partial):
-            target = target.func
-        interval = getattr(target, "interval", "epoch")
         kwargs: dict[str, Any] = {}
-        if interval == "step" and getattr(self.scheduler_factory, "keywords", {}).get("total_steps") is None \
-                and "total_steps" in inspect.signature(target).parameters:
+        if takes_steps_from_trainer(self.scheduler_factory):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor, "interval": interval}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor,
+                                                         "interval": schedule_interval(self.scheduler_factory)}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # NeMo-style: the checkpoint alone rebuilds dataset, model and task (speechexp-eval)

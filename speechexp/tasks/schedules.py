@@ -19,10 +19,31 @@ and continues again the same way.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+from typing import Any, Callable
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR, OneCycleLR
+
+
+def schedule_class(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """The class a schedule's config partial builds."""
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    return factory
+
+
+def schedule_interval(factory: Callable[..., Any]) -> str:
+    """How often a schedule (a partial of its class) is stepped: ``"step"`` or ``"epoch"``."""
+    return getattr(schedule_class(factory), "interval", "epoch")
+
+
+def takes_steps_from_trainer(factory: Callable[..., Any]) -> bool:
+    """Whether a per-step schedule's config leaves ``total_steps`` to be filled in (``None``)."""
+    return (schedule_interval(factory) == "step" and getattr(factory, "keywords", {}).get("total_steps") is None
+            and "total_steps" in inspect.signature(schedule_class(factory)).parameters)
 
 
 def _check_total(total_steps: int | None, name: str) -> int:
