@@ -134,6 +134,31 @@ def test_explicit_held_out_speakers(ravdess_root, tmp_path):
         RavdessPreparer(root=str(ravdess_root), test_speakers=["77"]).prepare(tmp_path / "x")
 
 
+def test_a_corpus_copy_that_cannot_give_a_dataset_is_refused_before_a_run_reads_any_audio(ravdess_root, tmp_path):
+    """The pre-flight of train and eval reads names only: an unreadable file does not stop it,
+    while a folder of no corpus files, a label_map that keeps none and unknown held-out
+    speakers are refused there, with the sentences indexing gives, and nothing is prepared."""
+    from speechexp.config.compatibility import check_dataset_requirements
+
+    (ravdess_root / "Actor_03" / "03-01-01-01-01-01-03.wav").write_bytes(b"not audio")
+    dataset = OmegaConf.create({"dataset": OmegaConf.load(CONF / "ravdess.yaml")}).dataset
+    dataset.root = str(ravdess_root)
+    check_dataset_requirements(dataset, str(tmp_path / "data"))  # names and labels are fine
+    (tmp_path / "empty").mkdir()
+    cases = [("root", str(tmp_path / "empty"), "Found no RAVDESS audio in"),
+             ("preparer.test_speakers", ["77"], "test_speakers ['77'] are not speakers"),
+             ("preparer.label_map", {"surprised": "happy"}, "No usable RAVDESS files remain")]
+    for key, value, expected in cases:
+        cfg = dataset.copy()
+        OmegaConf.update(cfg, key, value, merge=False)
+        with pytest.raises(SpeechexpError) as refused:
+            check_dataset_requirements(cfg, str(tmp_path / "data"))
+        assert expected in str(refused.value) and "\n" not in str(refused.value), str(refused.value)
+    assert not (tmp_path / "data").exists()
+    meta = read(RavdessPreparer(root=str(ravdess_root)).prepare(tmp_path / "data"))  # indexing skips it
+    assert len(meta) == 10 * 7 * 2 - 1
+
+
 def test_song_channel_can_be_included(ravdess_root, tmp_path):
     meta = read(RavdessPreparer(root=str(ravdess_root), vocal_channels=["speech", "song"]).prepare(tmp_path))
     assert len(meta) == 10 * 7 * 2 + 1

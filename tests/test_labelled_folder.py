@@ -165,11 +165,18 @@ def test_eval_on_a_labelled_folder_reports_each_source(checkpoint, tmp_path):
     assert (tmp_path / "eval" / "figures" / "emotion_confusion.png").is_file()
 
 
-def test_eval_on_a_folder_without_transcripts_is_refused_before_its_run_dir_is_written(checkpoint, tmp_path):
+def test_eval_on_a_folder_without_transcripts_or_with_a_bad_row_is_refused_before_its_run_dir_is_written(
+        checkpoint, tmp_path):
     (tmp_path / "mine").mkdir()
     with pytest.raises(SpeechexpError, match=r"mine/transcripts.csv does not exist; pass dataset.root=DIR"):
         evaluate_folder(checkpoint, tmp_path / "mine", tmp_path)
-    assert not (tmp_path / "eval" / "results.json").exists() and not (tmp_path / "data").exists()
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "data").exists()
+    root = make_folder(tmp_path / "ours")
+    (root / "b" / "four.wav").write_bytes(b"RIFF, but no audio")
+    with pytest.raises(SpeechexpError, match=r"ours/transcripts.csv line 5 names b/four.wav, which is missing or "
+                                             r"not readable audio"):
+        evaluate_folder(checkpoint, root, tmp_path)
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "data").exists()
 
 
 def test_eval_without_any_emotion_reports_cer_and_no_emotion_metrics(checkpoint, tmp_path):

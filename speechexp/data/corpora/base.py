@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,6 +45,29 @@ class Parsed:
     intensity: str = ""
     gender: str = ""
     key: str = ""  # identity used to drop duplicate copies of one recording
+
+
+@dataclass
+class Skipped:
+    """What :meth:`CorpusPreparer.select` left out, to log once per index."""
+
+    unparsed: list[Path] = field(default_factory=list)
+    duplicates: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)  # corpus emotion -> files
+
+    def log(self, root: Path, pattern: str) -> None:
+        if self.unparsed:
+            log.warning(
+                "Skipped %d file(s) under %s whose names do not match %s, e.g. %s",
+                len(self.unparsed), root, pattern, ", ".join(p.name for p in self.unparsed[:5]),
+            )
+        if self.duplicates:
+            log.info("Skipped %d duplicate copies of the same recording", self.duplicates)
+        if self.dropped:
+            log.info(
+                "Dropped %d file(s) whose emotion is not in label_map: %s",
+                sum(self.dropped.values()), ", ".join(f"{k}={v}" for k, v in sorted(self.dropped.items())),
+            )
 
 
 def find_audio(root: Path, extensions: tuple[str, ...] = (".wav",)) -> list[Path]:
@@ -107,8 +130,11 @@ class CorpusPreparer(DatasetPreparer):
         return True
 
     def check_requirements(self) -> None:
-        """Refuse a missing corpus folder or an unknown ``split_by`` in one sentence; run
-        before a run starts too (:func:`speechexp.config.compatibility.check_dataset_requirements`)."""
+        """Refuse a missing corpus folder, an unknown ``split_by``, a folder with no file
+        named like the corpus, a ``label_map`` that keeps none or held-out speakers the copy
+        lacks, in one sentence; run before a run starts too
+        (:func:`speechexp.config.compatibility.check_dataset_requirements`). Reads names only:
+        the audio itself is read when the corpus is indexed."""
         if self.root is None:
             raise SpeechexpError(
                 f"No {self.corpus} folder given; pass dataset.root=DIR pointing at your copy of {self.corpus}."
@@ -121,39 +147,59 @@ class CorpusPreparer(DatasetPreparer):
             raise SpeechexpError(
                 f"dataset.preparer.split_by={self.split_by!r} is not supported; use 'speaker' or 'text'."
             )
+        kept, _ = self.select()
+        self._assign_splits([{"speaker": parsed.speaker, "text_id": parsed.text_id} for _, parsed, _ in kept])
 
     def prepare(self, data_dir: str | os.PathLike) -> Path:
         """Check ``root`` then index the corpus into ``data_dir`` (see DatasetPreparer)."""
         self.check_requirements()
         return super().prepare(data_dir)
 
-    def index(self) -> list[dict[str, Any]]:
-        """Rows (dicts with :data:`METADATA_COLUMNS`) for every usable file under ``root``."""
+    def select(self) -> tuple[list[tuple[Path, Parsed, str]], Skipped]:
+        """The files under ``root`` the dataset keeps, each with what its name says and its
+        label, and what was skipped; from the names alone (no audio is read). One sentence
+        when no file is named like the corpus or ``label_map`` keeps none."""
         root = Path(self.root)
         files = find_audio(root)
-        unparsed: list[Path] = []
-        unreadable: list[Path] = []
-        dropped: dict[str, int] = {}
-        duplicates = 0
+        skipped = Skipped()
         seen: set[str] = set()
         parsed_any = False
-        rows = []
-        for path in progress(files, len(files), f"Indexing {self.corpus}"):
+        kept = []
+        for path in files:
             parsed = self.parse(path.stem)
             if parsed is None:
-                unparsed.append(path)
+                skipped.unparsed.append(path)
                 continue
             parsed_any = True
             if not self.keep(parsed):
                 continue
             if parsed.key in seen:
-                duplicates += 1
+                skipped.duplicates += 1
                 continue
             seen.add(parsed.key)
             label = self._label(parsed.corpus_emotion)
             if label is None:
-                dropped[parsed.corpus_emotion] = dropped.get(parsed.corpus_emotion, 0) + 1
+                skipped.dropped[parsed.corpus_emotion] = skipped.dropped.get(parsed.corpus_emotion, 0) + 1
                 continue
+            kept.append((path, parsed, label))
+        if not parsed_any:
+            raise SpeechexpError(
+                f"Found no {self.corpus} audio in {root} ({len(files)} .wav files, none named like "
+                f"{self.pattern}); pass dataset.root=DIR pointing at the {self.corpus} folder."
+            )
+        if not kept:
+            raise SpeechexpError(
+                f"No usable {self.corpus} files remain in {root} after applying label_map; "
+                "map some of the corpus emotions in dataset.preparer.label_map."
+            )
+        return kept, skipped
+
+    def index(self) -> list[dict[str, Any]]:
+        """Rows (dicts with :data:`METADATA_COLUMNS`) for every usable file under ``root``."""
+        kept, skipped = self.select()
+        unreadable: list[Path] = []
+        rows = []
+        for path, parsed, label in progress(kept, len(kept), f"Indexing {self.corpus}"):
             try:
                 info = sf.info(str(path))
             except Exception:
@@ -166,32 +212,16 @@ class CorpusPreparer(DatasetPreparer):
                 "corpus_emotion": parsed.corpus_emotion, "intensity": parsed.intensity,
                 "gender": parsed.gender, "text_id": parsed.text_id,
             })
-        if not parsed_any:
-            raise SpeechexpError(
-                f"Found no {self.corpus} audio in {root} ({len(files)} .wav files, none named like "
-                f"{self.pattern}); pass dataset.root=DIR pointing at the {self.corpus} folder."
-            )
-        if unparsed:
-            log.warning(
-                "Skipped %d file(s) under %s whose names do not match %s, e.g. %s",
-                len(unparsed), root, self.pattern, ", ".join(p.name for p in unparsed[:5]),
-            )
+        skipped.log(Path(self.root), self.pattern)
         if unreadable:
             log.warning(
                 "Skipped %d unreadable audio file(s), e.g. %s",
                 len(unreadable), ", ".join(str(p) for p in unreadable[:5]),
             )
-        if duplicates:
-            log.info("Skipped %d duplicate copies of the same recording", duplicates)
-        if dropped:
-            log.info(
-                "Dropped %d file(s) whose emotion is not in label_map: %s",
-                sum(dropped.values()), ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())),
-            )
         if not rows:
             raise SpeechexpError(
-                f"No usable {self.corpus} files remain in {root} after applying label_map; "
-                "map some of the corpus emotions in dataset.preparer.label_map."
+                f"None of the {len(kept)} {self.corpus} files kept in {self.root} is readable audio; "
+                "check the copy (e.g. re-extract its archive)."
             )
         self._assign_splits(rows)
         return rows
