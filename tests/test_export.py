@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from speechexp.errors import SpeechexpError
 from speechexp.inference.audio import read_audio, resample
 from speechexp.inference.export import export_model, run_exported
 from speechexp.inference.model import load_model
@@ -126,6 +127,39 @@ def test_cli_writes_the_model_and_its_check(checkpoints, tmp_path):
     missing = run_cli("export", f"ckpt_path={tmp_path / 'none.ckpt'}", f"hydra.run.dir={tmp_path / 'bad'}")
     assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith("Error: Checkpoint ")
     assert not list((tmp_path / "bad").glob("model*")) and not (tmp_path / "bad" / "results.json").exists()
+
+
+def test_output_may_name_a_folder_and_a_file_that_fails_its_check_replaces_nothing(checkpoints, tmp_path):
+    """``output=`` a folder (existing, or new with a trailing slash) holds ``model.<suffix>``; a
+    name without the format's suffix is checked as its format; a check above ``tolerance``
+    leaves an earlier export at that path as it was, and no staging folder behind."""
+    from speechexp.export import export
+
+    ckpt, _ = checkpoints["separation"]
+    (tmp_path / "shipped").mkdir()
+
+    def export_to(output: str, *overrides: str, run: str) -> dict:
+        return export(compose_config("export", [f"ckpt_path={ckpt}", f"output={output}", *overrides],
+                                     tmp_path / run))
+
+    export_to(str(tmp_path / "shipped"), "format=torchscript", run="a")
+    export_to(f"{tmp_path / 'new'}/", "format=torchscript", run="b")
+    metrics = export_to(str(tmp_path / "plain"), "format=onnx", run="c")  # onnxruntime reads it, by its format
+    assert metrics["export/max_abs_diff/sources"] < TOLERANCE
+    for file in (tmp_path / "shipped" / "model.pt", tmp_path / "new" / "model.pt", tmp_path / "plain"):
+        assert file.stat().st_size > 10_000 and json.loads(file.with_name(file.name + ".json").read_text())["format"]
+    before = (tmp_path / "shipped" / "model.pt").read_bytes()
+    with pytest.raises(SpeechexpError) as refused:
+        export_to(str(tmp_path / "shipped" / "model.pt"), "format=onnx", "tolerance=0", run="d")
+    assert f"more than tolerance=0.0, so {tmp_path}/shipped/model.pt was not written" in str(refused.value)
+    assert (tmp_path / "shipped" / "model.pt").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["model.pt", "model.pt.json"]
+    with pytest.raises(SpeechexpError, match=r"tolerance=-1.0 is out of range: tolerance must be 0 or more"):
+        export_to(str(tmp_path / "x.pt"), "tolerance=-1", run="e")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SpeechexpError, match=r"output=.*a_file/model.pt cannot be written \(.*\); pass output=PATH"):
+        export_to(str(tmp_path / "a_file" / "model.pt"), run="f")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "f").exists()
 
 
 def test_the_readme_onnxruntime_example_prints_what_the_api_says(checkpoints, tmp_path):

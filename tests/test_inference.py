@@ -24,7 +24,7 @@ from speechexp.inference.separation import separate_batch, taper, window_starts
 from speechexp.inference.transcription import word_timings
 from speechexp.io import read_wav
 from speechexp.train import train
-from tests.conftest import REPO, compose_config, run_cli
+from tests.conftest import REPO, compose_config, run_cli, run_cli_each
 
 TINY_ASR = ("experiment=asr_emotion", "dataset.preparer.num_speakers=10", "dataset.preparer.utterances_per_speaker=5",
             "dataset.preparer.num_sentences=30")
@@ -355,11 +355,14 @@ def test_eval_with_beam_english_spells_english_and_training_words(trained, tmp_p
 
 
 def test_a_decoder_for_a_separation_checkpoint_is_refused_before_anything_is_written(trained, tmp_path):
-    done = run_cli("infer", f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={trained['separation']['dataset_dir']}",
-                   "decoder=beam", f"hydra.run.dir={tmp_path / 'out'}")
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert "decoder=beam cannot be used with task=separation" in done.stderr
-    assert not (tmp_path / "out" / "results.json").exists() and not (tmp_path / "out" / "predictions.csv").exists()
+    ckpt = trained["separation"]["best_checkpoint"]
+    calls = [("infer", [f"ckpt_path={ckpt}", f"input={trained['separation']['dataset_dir']}", "decoder=beam",
+                        f"hydra.run.dir={tmp_path / 'out'}"]),
+             ("evaluate", [f"ckpt_path={ckpt}", "decoder=beam", f"hydra.run.dir={tmp_path / 'eval'}"])]
+    for done in run_cli_each(calls):
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines()[-1].startswith("Error: decoder=beam cannot be used with task=separation")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "eval").exists()
 
 
 def test_a_model_trained_with_speaker_mean_dropout_reads_a_lone_recording_with_its_saved_mean(trained, tmp_path):

@@ -254,6 +254,25 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_unrun(tmp_path):
     assert not marker.exists()
 
 
+def test_a_file_that_is_no_checkpoint_and_a_folder_are_named_for_what_they_are(tmp_path):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    torch.save({"state_dict": {}, "speechexp_config": {}}, tmp_path / "real.ckpt")
+    (tmp_path / "cut.ckpt").write_bytes((tmp_path / "real.ckpt").read_bytes()[:200])
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    torch.save({"state_dict": {}, "speechexp_config": {}}, tmp_path / "run" / "checkpoints" / "last.ckpt")
+    (tmp_path / "empty").mkdir()
+    for path, expected in [
+            ("notes.ckpt", "notes.ckpt is corrupt or not a PyTorch checkpoint (it does not unpickle); pass another"),
+            ("cut.ckpt", "cut.ckpt is corrupt or unreadable ("),
+            ("run", f"run is a folder; pass ckpt_path=PATH to a .ckpt file in it (e.g. {tmp_path}/run/checkpoints/"
+                    "last.ckpt)."),
+            ("empty", "empty is a folder; pass ckpt_path=PATH to a .ckpt file written by speechexp-train")]:
+        with pytest.raises(SpeechexpError) as refused:
+            load_checkpoint(tmp_path / path)
+        assert expected in str(refused.value) and "\n" not in str(refused.value), str(refused.value)
+        assert "could run code" not in str(refused.value)
+
+
 def test_a_checkpoint_of_another_task_is_refused_by_name(compose_train, tmp_path):
     train(compose_train("debug=limit", "trainer.max_epochs=1", *TINY, "logger=csv", run_name="sep"))
     ckpt = tmp_path / "sep" / "checkpoints" / "last.ckpt"

@@ -23,7 +23,7 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
     # a negative clip norm would flip every gradient; negative strengths and spreads mirror them
     **{name: ((lambda v: v >= 0), "0 or more")
        for name in ("weight_decay", "overlap_seconds", "gradient_clip_val", "n_figures", "n_media", "jitter",
-                    "emotion_strength")},
+                    "emotion_strength", "tolerance")},
     "num_workers": ((lambda v: v >= 0), "0 or more (0 reads the data in the main process)"),
     "lr": ((lambda v: v >= 0), "0 or more (0 trains nothing, as PyTorch's optimizers allow)"),
     "dropout": ((lambda v: 0 <= v < 1), "at least 0 and below 1"),

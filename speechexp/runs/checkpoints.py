@@ -40,14 +40,25 @@ def load_checkpoint(path: str | Path) -> dict:
             could run code, or was not written by speechexp-train.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = sorted(path.glob("**/*.ckpt"))
+        example = next((c for c in inside if c.name == "last.ckpt"), inside[0] if inside else None)
+        raise SpeechexpError(f"Checkpoint {path} is a folder; pass ckpt_path=PATH to a .ckpt file "
+                             + (f"in it (e.g. {example})." if example else
+                                "written by speechexp-train (e.g. <run dir>/checkpoints/last.ckpt)."))
     if not path.is_file():
         raise SpeechexpError(f"Checkpoint {path} does not exist; pass ckpt_path=PATH to a .ckpt file "
                              "written by speechexp-train (e.g. <run dir>/checkpoints/last.ckpt).")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0]
-        raise SpeechexpError(f"Checkpoint {path} holds objects other than tensors and plain data ({reason}), "
+        # the weights-only unpickler names a GLOBAL it will not import (code that would run);
+        # any other complaint is about bytes that are no pickle at all
+        blocked = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        if not blocked:
+            raise SpeechexpError(f"Checkpoint {path} is corrupt or not a PyTorch checkpoint (it does not unpickle); "
+                                 "pass another ckpt_path.") from None
+        raise SpeechexpError(f"Checkpoint {path} holds objects other than tensors and plain data ({blocked[0]}), "
                              "so loading it could run code; refused: use a checkpoint written by "
                              "speechexp-train.") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
