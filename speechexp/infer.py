@@ -38,6 +38,9 @@ def infer(cfg: DictConfig) -> list[dict]:
         if OmegaConf.is_missing(cfg, key):
             raise SpeechexpError(f"speechexp-infer needs {key}: pass {example}.")
     check_ranges(cfg)
+    from speechexp.inference.separation import check_windows  # noqa: PLC0415
+
+    check_windows(cfg.chunk_seconds, cfg.overlap_seconds)  # a separation checkpoint's windows; harmless for others
     # torch and Lightning load here, not at import: `speechexp-infer --help` stays fast
     from speechexp.inference.files import assign_speakers, collect_inputs  # noqa: PLC0415
     from speechexp.inference.predict import predict_files  # noqa: PLC0415

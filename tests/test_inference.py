@@ -296,12 +296,23 @@ def test_missing_input_is_one_sentence_and_writes_nothing(trained, tmp_path):
     unlisted.write_text("path,speaker\nnot_an_input.wav,s1\n")
     for setting, message in ((f"speakers={tmp_path / 'none.csv'}", "is neither none, folder nor an existing CSV"),
                              (f"speakers={unlisted}", "does not list"),
-                             ("chunk_seconds=-1", r"chunk_seconds=-1.0 is out of range: chunk_seconds must be greater")):
+                             ("chunk_seconds=-1", r"chunk_seconds=-1.0 is out of range: chunk_seconds must be greater"),
+                             # windows a sample apart would take hours on a long recording
+                             ("overlap_seconds=4", r"overlap_seconds=4.0 must be at least 0 and shorter than "
+                                                   r"chunk_seconds=4.0 \(the windows would start a sample apart\)")):
         cfg = compose_config("infer", [f"ckpt_path={trained['separation']['best_checkpoint']}", f"input={folder}",
                                        setting], tmp_path / "out")
         with pytest.raises(SpeechexpError, match=message):
             infer(cfg)
         assert not (tmp_path / "out").exists(), setting
+    from speechexp import load_model
+
+    model = load_model(trained["separation"]["best_checkpoint"])  # the API refuses them alike
+    for settings, message in (({"chunk_seconds": 0}, r"chunk_seconds=0.0 must be greater than 0"),
+                              ({"chunk_seconds": 1.0, "overlap_seconds": 1.5}, r"overlap_seconds=1.5 must be"),
+                              ({"overlap_seconds": -0.1}, r"overlap_seconds=-0.1 must be at least 0")):
+        with pytest.raises(SpeechexpError, match=message):
+            model.separate(np.zeros(8000, dtype=np.float32), 8000, **settings)
 
 
 def test_eval_with_beam_lm_fits_the_lm_on_training_transcripts_and_records_its_metrics(trained, tmp_path):

@@ -24,6 +24,7 @@ import torch
 
 from speechexp.errors import SpeechexpError
 from speechexp.inference.audio import fit_length, front_end, resample, to_mono
+from speechexp.inference.separation import check_windows
 from speechexp.inference.transcription import Transcription, collate_features
 from speechexp.models.prosody import prosody_size
 
@@ -104,6 +105,7 @@ class SeparationModel(LoadedModel):
             task.chunk_seconds = saved[0] if chunk_seconds is None else float(chunk_seconds)
             task.overlap_seconds = saved[1] if overlap_seconds is None else float(overlap_seconds)
             task.predict_batch_size = int(batch_size)
+            check_windows(task.chunk_seconds, task.overlap_seconds)
             sources = task.separate(at_model)
         finally:
             task.chunk_seconds, task.overlap_seconds, task.predict_batch_size = saved

@@ -15,6 +15,20 @@ import itertools
 import torch
 from torch import nn
 
+from speechexp.errors import SpeechexpError
+
+
+def check_windows(chunk_seconds: float, overlap_seconds: float) -> None:
+    """Refuse windows that would not advance: a ``chunk_seconds`` of 0 or less, or an
+    ``overlap_seconds`` outside [0, chunk_seconds), which would start a window at every sample."""
+    if not chunk_seconds > 0:
+        raise SpeechexpError(f"chunk_seconds={chunk_seconds} must be greater than 0; pass the window length in "
+                             "seconds, e.g. chunk_seconds=4.0.")
+    if not 0 <= overlap_seconds < chunk_seconds:
+        raise SpeechexpError(f"overlap_seconds={overlap_seconds} must be at least 0 and shorter than "
+                             f"chunk_seconds={chunk_seconds} (the windows would start a sample apart); pass e.g. "
+                             f"overlap_seconds={chunk_seconds / 8:g}.")
+
 
 def window_starts(length: int, chunk: int, overlap: int) -> list[int]:
     """Start samples of the windows covering ``length`` samples (one window when it fits)."""
