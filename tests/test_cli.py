@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_each
 
 
 def assert_one_line_error(result, *fragments):
@@ -33,25 +33,22 @@ def test_train_with_default_logger_writes_offline_wandb_and_results(tmp_path):
     assert len(list((tmp_path / "data").glob("sinusoids-*/metadata.csv"))) == 1
 
 
-def test_incompatible_loss_is_one_sentence_with_choices(tmp_path):
-    result = run_cli("train", "loss=ctc_custom", f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data")
-    assert_one_line_error(result, "loss=ctc_custom cannot be used with experiment=separation (task=separation)",
+def test_refusals_are_one_sentence_and_leave_nothing(tmp_path):
+    """An incompatible loss, a batch of no utterances, a misspelled key and a missing
+    checkpoint: one sentence each (Hydra's own for the key), no data prepared, no run dir.
+    One interpreter runs the four, as the shell would one after another."""
+    calls = [("train", ["loss=ctc_custom", f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data"]),
+             ("train", ["dataset.datamodule.batch_size=0", f"hydra.run.dir={tmp_path}/run",
+                        f"paths.data_dir={tmp_path}/data"]),
+             ("train", ["model.unitz=8", f"hydra.run.dir={tmp_path}/run"]),
+             ("evaluate", [f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}/eval"])]
+    loss, batch, key, ckpt = run_cli_each(calls)
+    assert_one_line_error(loss, "loss=ctc_custom cannot be used with experiment=separation (task=separation)",
                           "use experiment=asr_emotion, or choose one of loss=l1, loss=si_snr")
-    assert not (tmp_path / "data").exists()  # nothing was prepared or half-written
-
-
-def test_a_batch_of_no_utterances_is_one_sentence_before_anything_is_written(tmp_path):
-    result = run_cli("train", "dataset.datamodule.batch_size=0", f"hydra.run.dir={tmp_path}/run",
-                     f"paths.data_dir={tmp_path}/data")
-    assert_one_line_error(result, "dataset.datamodule.batch_size=0 is out of range", "greater than 0")
-    assert list(tmp_path.iterdir()) == []  # no data prepared, no run dir
-
-
-def test_misspelled_key_fails_at_composition(tmp_path):
-    result = run_cli("train", "model.unitz=8", f"hydra.run.dir={tmp_path}/run")
-    assert result.returncode != 0
-    assert "Key 'unitz' not in 'LSTMSeparatorConfig'" in result.stderr
-    assert not (tmp_path / "run").exists()
+    assert_one_line_error(batch, "dataset.datamodule.batch_size=0 is out of range", "greater than 0")
+    assert key.returncode != 0 and "Key 'unitz' not in 'LSTMSeparatorConfig'" in key.stderr
+    assert_one_line_error(ckpt, "missing.ckpt does not exist", "ckpt_path")
+    assert list(tmp_path.iterdir()) == []  # no data prepared or half-written, no run dir
 
 
 def test_corrupt_wav_stops_with_the_file_name(tmp_path):
@@ -69,7 +66,7 @@ def test_corrupt_wav_stops_with_the_file_name(tmp_path):
 
 def test_prepare_reuses_the_folder(tmp_path):
     args = (f"paths.data_dir={tmp_path}", "dataset.preparer.n_examples=4")
-    first, second = run_cli("prepare", *args), run_cli("prepare", *args)
+    first, second = run_cli_each([("prepare", list(args)), ("prepare", list(args))])
     assert first.returncode == second.returncode == 0
     folder = first.stdout.strip().splitlines()[-1]
     assert folder == second.stdout.strip().splitlines()[-1]
@@ -91,11 +88,6 @@ def test_plot_writes_spectrogram_figures_and_rejects_missing_paths(tmp_path):
     assert all((out / p).stat().st_size > 10_000 for p in pngs)
     missing = run_cli("plot", str(tmp_path / "nope.wav"), "--out", str(out))
     assert_one_line_error(missing, "nope.wav does not exist")
-
-
-def test_eval_of_a_missing_checkpoint_is_one_sentence(tmp_path):
-    result = run_cli("evaluate", f"ckpt_path={tmp_path}/missing.ckpt", f"hydra.run.dir={tmp_path}/eval")
-    assert_one_line_error(result, "missing.ckpt does not exist", "ckpt_path")
 
 
 def test_plot_refuses_a_count_or_window_of_none(capsys):

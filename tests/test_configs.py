@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -53,8 +54,11 @@ def test_every_experiment_composes_and_targets_fit(experiment, tmp_path):
     assert {"task", "model", "loss", "optimizer", "trainer"} <= {n._get_full_key(None).split(".")[0] for n in nodes}
     for node in nodes:
         assert_keys_fit_target(node)
-    if "root" in cfg.dataset:  # a corpus experiment needs its folder before it runs (any existing folder here)
-        cfg = compose_config("train", [f"experiment={experiment}", f"dataset.root={tmp_path}"], tmp_path)
+    if "root" in cfg.dataset:  # a corpus experiment needs its folder before it runs: here one file named like it
+        example = re.search(r"e\.g\. ([^ )]+\.wav)", get_object(cfg.dataset.preparer._target_).pattern).group(1)
+        (tmp_path / "corpus").mkdir()
+        (tmp_path / "corpus" / example).write_bytes(b"")  # the check before a run reads names only
+        cfg = compose_config("train", [f"experiment={experiment}", f"dataset.root={tmp_path / 'corpus'}"], tmp_path)
     check_compatibility(cfg)  # every preset is a valid combination
 
 

@@ -287,6 +287,14 @@ def test_a_checkpoint_of_another_task_is_refused_by_name(compose_train, tmp_path
         train(missing)
 
 
+def test_a_dataset_its_preparer_refuses_is_refused_before_the_run_writes_anything(compose_train, tmp_path):
+    """Settings only the preparer can judge (two sinusoids cannot fill three splits) are
+    judged before the run: no run record, no data folder."""
+    with pytest.raises(SpeechexpError, match="n_examples=2 leaves the val split empty"):
+        train(compose_train("dataset.preparer.n_examples=2"))
+    assert list((tmp_path / "run").iterdir()) == [] and not (tmp_path / "data").exists()
+
+
 def test_eval_without_ckpt_path_and_a_model_of_another_task_are_one_sentence(tmp_path):
     # in its default run dir (outputs/eval/<time>): the refusal takes away the folders Hydra made
     no_ckpt = run_cli("evaluate", cwd=tmp_path)

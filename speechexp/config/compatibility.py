@@ -182,19 +182,19 @@ def check_phonemes(cfg, decoder: str) -> None:
 
 
 def check_dataset_requirements(dataset_cfg, data_dir: str | None = None) -> None:
-    """Refuse a dataset whose build needs what is not installed (a speech engine, a word
-    list) in its preparer's one sentence, before a run starts: preparers that can tell
-    offer ``check_requirements()``. A dataset already prepared under ``data_dir`` needs
-    nothing more (a corpus copied to a cluster trains without the engines that spoke it)."""
-    from hydra.utils import get_object  # noqa: PLC0415
-
+    """Refuse, before a run starts, a dataset whose preparer refuses its own settings (a
+    sinusoid count too small for its splits) or whose build needs what is not there (a
+    speech engine, a word list, a corpus folder), in the preparer's one sentence: preparers
+    check their settings when built and may offer ``check_requirements()``. A dataset
+    already prepared under ``data_dir`` needs nothing more (a corpus copied to a cluster
+    trains without the engines that spoke it)."""
     from speechexp.runs.build import instantiate_checked  # noqa: PLC0415
 
     preparer = dataset_cfg.get("preparer") if dataset_cfg is not None else None
-    if preparer is None or not hasattr(get_object(str(preparer.get("_target_"))), "check_requirements"):
+    if preparer is None or preparer.get("_target_") is None:
         return
     built = instantiate_checked(preparer, _convert_="all")  # its own checks' sentence, not Hydra's wrapping
-    if data_dir is not None and built.is_prepared(data_dir):
+    if not hasattr(built, "check_requirements") or (data_dir is not None and built.is_prepared(data_dir)):
         return
     built.check_requirements()
 
