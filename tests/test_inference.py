@@ -417,3 +417,17 @@ def test_audio_the_api_cannot_read_is_one_sentence(audio, named):
         to_mono(audio)
     stereo = to_mono(np.array([[0, 16384], [-32768, 0], [16384, 16384]], dtype=np.int16))  # [time, channels]
     np.testing.assert_allclose(stereo, [0.25, -0.5, 0.5])  # int16 scaled to [-1, 1), channels averaged
+
+
+@pytest.mark.parametrize("sample_rate, named", [
+    ("16k", r"sample_rate='16k' is not a number of samples per second; pass it in Hz, e.g. 16000."),
+    (None, r"sample_rate=None is not a number"),
+    (0, r"sample_rate must be positive, not 0."),
+    ([16000], r"2 recordings but 1 sample rates"),
+])
+def test_a_sample_rate_the_api_cannot_use_is_one_sentence(sample_rate, named):
+    from speechexp.inference.model import _as_list
+
+    with pytest.raises(SpeechexpError, match=named):
+        _as_list([np.zeros(4), np.zeros(4)], sample_rate)
+    assert _as_list(np.zeros(4), 8000.0)[1:] == ([8000], True)

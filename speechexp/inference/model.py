@@ -39,9 +39,14 @@ def _as_list(audio: Audio | Sequence[Audio], sample_rate: int | Sequence[int]) -
         if len(sample_rate) != len(items):
             raise SpeechexpError(f"{len(items)} recordings but {len(sample_rate)} sample rates; pass one rate for "
                                  "all or one per recording.")
-        rates = [int(r) for r in sample_rate]
+        given = list(sample_rate)
     else:
-        rates = [int(sample_rate)] * len(items)
+        given = [sample_rate] * len(items)
+    try:
+        rates = [int(r) for r in given]
+    except (TypeError, ValueError):
+        raise SpeechexpError(f"sample_rate={sample_rate!r} is not a number of samples per second; pass it in Hz, "
+                             "e.g. 16000.") from None
     if any(r <= 0 for r in rates):
         raise SpeechexpError(f"sample_rate must be positive, not {sample_rate}.")
     return items, rates, single
