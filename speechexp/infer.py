@@ -38,16 +38,15 @@ def infer(cfg: DictConfig) -> list[dict]:
         if OmegaConf.is_missing(cfg, key):
             raise SpeechexpError(f"speechexp-infer needs {key}: pass {example}.")
     check_ranges(cfg)
-    from speechexp.inference.separation import check_windows  # noqa: PLC0415
-
-    check_windows(cfg.chunk_seconds, cfg.overlap_seconds)  # a separation checkpoint's windows; harmless for others
     # torch and Lightning load here, not at import: `speechexp-infer --help` stays fast
     from speechexp.inference.files import assign_speakers, collect_inputs  # noqa: PLC0415
     from speechexp.inference.predict import predict_files  # noqa: PLC0415
+    from speechexp.inference.separation import check_windows  # noqa: PLC0415
     from speechexp.runs.checkpoints import load_checkpoint  # noqa: PLC0415
     from speechexp.runs.run import Run  # noqa: PLC0415
 
-    # a missing input, speakers table or checkpoint: one sentence, nothing written
+    # a missing input, speakers table or checkpoint, windows that do not advance: one sentence, nothing written
+    check_windows(cfg.chunk_seconds, cfg.overlap_seconds)  # a separation checkpoint's; the defaults pass for others
     assign_speakers(collect_inputs(str(cfg.input))[0], cfg.get("speakers"))
     checkpoint = load_checkpoint(cfg.ckpt_path)
     if cfg.get("decoder") is not None:  # a CTC decoder for a separation checkpoint: refused here too
