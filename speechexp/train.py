@@ -31,6 +31,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if not in_multirun():
         check_composed(cfg)  # before the run dir is planned: a refused single run writes nothing
+        check_start_checkpoint(cfg)
     run = Run.for_training(cfg)
     if run.skipped:
         return run.metrics
@@ -52,6 +53,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
             run.test(trainer, task, datamodule)
     log.info("Run directory: %s", run.dir)
     return run.metrics
+
+
+def check_start_checkpoint(cfg: DictConfig) -> None:
+    """Refuse a ``ckpt_path`` from elsewhere that is missing or was trained for another task,
+    model or kind of schedule before the run dir is planned (a checkpoint of the run's own
+    dir is the plan's to judge: it resumes or continues). Sizes need the built model, so a
+    checkpoint of other ``model.units`` is refused inside the run."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from speechexp.runs.build import resolved_container  # noqa: PLC0415
+    from speechexp.runs.checkpoints import check_fits, check_schedule_fits, load_checkpoint  # noqa: PLC0415
+    from speechexp.runs.plan import inside  # noqa: PLC0415
+
+    path = cfg.get("ckpt_path")
+    if not path or inside(Path(cfg.paths.output_dir), path):
+        return
+    checkpoint, config = load_checkpoint(path), resolved_container(cfg)
+    check_fits(checkpoint, config, path)
+    if cfg.train:
+        check_schedule_fits(checkpoint, config, path)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

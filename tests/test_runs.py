@@ -282,6 +282,8 @@ def test_a_checkpoint_of_another_task_is_refused_by_name(compose_train, tmp_path
     assert str(info.value).startswith(
         f"Checkpoint {ckpt} was trained for task=separation model=LSTMSeparator, but this run is "
         "task=asr_emotion model=MultitaskSpeechModel;")
+    # refused before the run: no run record, no corpus synthesised
+    assert list((tmp_path / "asr").iterdir()) == [] and not list((tmp_path / "data").glob("emotional_speech-*"))
     missing = compose_train("train=false", f"ckpt_path={tmp_path / 'nope.ckpt'}", run_name="missing")
     with pytest.raises(SpeechexpError, match=f"Checkpoint {tmp_path / 'nope.ckpt'} does not exist"):
         train(missing)
