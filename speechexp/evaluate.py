@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
-from speechexp.config.compatibility import check_dataset_requirements, check_decoder
+from speechexp.config.compatibility import check_checkpoint_decoder, check_dataset_requirements
 from speechexp.config.ranges import check_ranges
 from speechexp.runs.entry import entry_point
 
@@ -38,10 +38,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         run_cfg.dataset = dataset_read_like(cfg.dataset, run_cfg.dataset)
     check_dataset_requirements(run_cfg.dataset, cfg.paths.data_dir)  # a missing folder or engine: nothing written
     if cfg.get("decoder") is not None:  # a CTC decoder for a separation checkpoint: refused before the run dir too
-        from speechexp.runs.build import hydra_choice  # noqa: PLC0415
-
-        check_decoder(run_cfg.task.module.get("_target_"), hydra_choice("decoder") or "...",
-                      run_cfg.task.get("name", "?"))
+        check_checkpoint_decoder(run_cfg)
     with Run.for_evaluation(cfg) as run:
         datamodule = run.datamodule(run_cfg.dataset)
         task = build_task(run_cfg, datamodule, export_dir=str(run.dir),

@@ -34,7 +34,8 @@ def export(cfg: DictConfig) -> dict[str, float]:
                              "speechexp-train (e.g. <run dir>/checkpoints/last.ckpt).")
     check_ranges(cfg)
     # torch loads here, not at import: `speechexp-export --help` stays fast
-    from speechexp.inference.export import FORMATS, example_inputs, export_model, graph_of, max_differences  # noqa: PLC0415
+    from speechexp.inference.export import (  # noqa: PLC0415
+        FORMATS, example_inputs, export_model, graph_of, max_differences, sidecar)
     from speechexp.inference.model import load_model  # noqa: PLC0415
     from speechexp.runs.run import Run  # noqa: PLC0415
 
@@ -67,11 +68,6 @@ def export(cfg: DictConfig) -> dict[str, float]:
         run.extra.update(exported=str(path), format=str(cfg.format))
         log.info("Exported %s to %s", model.kind, path)
     return run.metrics
-
-
-def sidecar(path: Path) -> Path:
-    """``<file>.json``, the description :func:`~speechexp.inference.export.export_model` writes beside it."""
-    return path.with_name(path.name + ".json")
 
 
 def output_path(output: str, name: str) -> Path:

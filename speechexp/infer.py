@@ -50,13 +50,10 @@ def infer(cfg: DictConfig) -> list[dict]:
     assign_speakers(collect_inputs(str(cfg.input))[0], cfg.get("speakers"))
     checkpoint = load_checkpoint(cfg.ckpt_path)
     if cfg.get("decoder") is not None:  # a CTC decoder for a separation checkpoint: refused here too
-        from speechexp.config.compatibility import check_decoder  # noqa: PLC0415
-        from speechexp.runs.build import hydra_choice  # noqa: PLC0415
+        from speechexp.config.compatibility import check_checkpoint_decoder  # noqa: PLC0415
         from speechexp.runs.checkpoints import CONFIG_KEY  # noqa: PLC0415
 
-        task = checkpoint[CONFIG_KEY].get("task") or {}
-        check_decoder((task.get("module") or {}).get("_target_"), hydra_choice("decoder") or "...",
-                      task.get("name", "?"))
+        check_checkpoint_decoder(checkpoint[CONFIG_KEY])
     with Run.for_evaluation(cfg) as run:
         rows, per_process = predict_files(cfg, Path(run.dir))
         run.writes_results = bool(per_process)  # rank 0 writes results.json; other DDP processes return

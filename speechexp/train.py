@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -60,8 +61,6 @@ def check_start_checkpoint(cfg: DictConfig) -> None:
     model or kind of schedule before the run dir is planned (a checkpoint of the run's own
     dir is the plan's to judge: it resumes or continues). Sizes need the built model, so a
     checkpoint of other ``model.units`` is refused inside the run."""
-    from pathlib import Path  # noqa: PLC0415
-
     from speechexp.runs.build import resolved_container  # noqa: PLC0415
     from speechexp.runs.checkpoints import check_fits, check_schedule_fits, load_checkpoint  # noqa: PLC0415
     from speechexp.runs.plan import inside  # noqa: PLC0415

@@ -18,7 +18,7 @@ from typing import Iterable
 from speechexp.config.extras import check_extras
 from speechexp.config.ranges import check_optimizer, check_ranges
 from speechexp.config.registry import read_yaml
-from speechexp.errors import IncompatibleOptions, SpeechexpError
+from speechexp.errors import IncompatibleOptions
 
 CHECKED_GROUPS = ("dataset", "model", "loss")
 
@@ -213,6 +213,15 @@ def check_decoder(task_target: str | None, decoder: str, task: str, experiment: 
         where = f"experiment={experiment} (task={task})" if experiment else f"task={task}"
         raise IncompatibleOptions(f"decoder={decoder} cannot be used with {where}: it decodes CTC outputs, which "
                                   f"only task=asr_emotion has; drop decoder=..., or use experiment=asr_emotion.")
+
+
+def check_checkpoint_decoder(run_config) -> None:
+    """Refuse the command line's ``decoder=`` for a checkpoint whose saved config (a dict
+    or DictConfig) is of a task without CTC outputs, before a run dir is made."""
+    from speechexp.runs.build import hydra_choice  # noqa: PLC0415
+
+    task = run_config.get("task") or {}
+    check_decoder((task.get("module") or {}).get("_target_"), hydra_choice("decoder") or "...", task.get("name", "?"))
 
 
 def check_task_settings(module, task: str, experiment: str | None) -> None:

@@ -109,8 +109,13 @@ def export_model(model: Any, path: str | Path, format: str = "onnx") -> Path:
         else:
             traced = torch.jit.trace(graph, args, check_trace=False)
             torch.jit.save(traced, str(tmp), _extra_files={"speechexp.json": json.dumps(meta)})
-    write_text_atomic(path.with_name(path.name + ".json"), json.dumps({**meta, "format": format}, indent=2) + "\n")
+    write_text_atomic(sidecar(path), json.dumps({**meta, "format": format}, indent=2) + "\n")
     return path
+
+
+def sidecar(path: Path) -> Path:
+    """``<file>.json``, the description :func:`export_model` writes beside the exported file."""
+    return path.with_name(path.name + ".json")
 
 
 def _add_onnx_metadata(path: Path, meta: dict[str, Any]) -> None:

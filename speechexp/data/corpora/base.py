@@ -135,6 +135,12 @@ class CorpusPreparer(DatasetPreparer):
         lacks, in one sentence; run before a run starts too
         (:func:`speechexp.config.compatibility.check_dataset_requirements`). Reads names only:
         the audio itself is read when the corpus is indexed."""
+        self._check_settings()
+        kept, _ = self.select()
+        self._assign_splits([{"speaker": parsed.speaker, "text_id": parsed.text_id} for _, parsed, _ in kept])
+
+    def _check_settings(self) -> None:
+        """The checks :meth:`index` needs first: a corpus folder to walk and a known ``split_by``."""
         if self.root is None:
             raise SpeechexpError(
                 f"No {self.corpus} folder given; pass dataset.root=DIR pointing at your copy of {self.corpus}."
@@ -147,12 +153,11 @@ class CorpusPreparer(DatasetPreparer):
             raise SpeechexpError(
                 f"dataset.preparer.split_by={self.split_by!r} is not supported; use 'speaker' or 'text'."
             )
-        kept, _ = self.select()
-        self._assign_splits([{"speaker": parsed.speaker, "text_id": parsed.text_id} for _, parsed, _ in kept])
 
     def prepare(self, data_dir: str | os.PathLike) -> Path:
-        """Check ``root`` then index the corpus into ``data_dir`` (see DatasetPreparer)."""
-        self.check_requirements()
+        """Check ``root`` and ``split_by``, then index into ``data_dir`` (see DatasetPreparer);
+        indexing refuses what :meth:`check_requirements` would, in the same sentences."""
+        self._check_settings()
         return super().prepare(data_dir)
 
     def select(self) -> tuple[list[tuple[Path, Parsed, str]], Skipped]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +32,6 @@ import soundfile as sf
 
 from speechexp.data.corpora.base import METADATA_COLUMNS as CORPUS_COLUMNS
 from speechexp.data.corpora.base import CorpusPreparer
-from speechexp.data.preparer import DatasetPreparer
 from speechexp.data.text import CharTokenizer
 from speechexp.errors import SpeechexpError
 
@@ -86,11 +84,6 @@ class LabelledFolderPreparer(CorpusPreparer):
         if self.split_by not in SPLITS:
             raise SpeechexpError(f"dataset.preparer.split_by={self.split_by!r} is not supported; use "
                                  f"{', '.join(repr(s) for s in SPLITS)}.")
-
-    def prepare(self, data_dir: str | os.PathLike) -> Path:
-        """Check ``root`` and ``split_by``, then index into ``data_dir`` (see DatasetPreparer)."""
-        self._check_settings()
-        return DatasetPreparer.prepare(self, data_dir)
 
     def index(self) -> list[dict[str, Any]]:
         """The metadata rows, checked: one sentence for a missing column, an empty transcript
