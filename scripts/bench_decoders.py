@@ -16,24 +16,16 @@ import argparse
 import time
 
 import torch
-from omegaconf import OmegaConf
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 
 from speechexp.inference.decoders import BeamSearchDecoder, CTCDecoder
-from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
-from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
+from speechexp.runs.build import trained_task
+from speechexp.runs.entry import entry_point, positive
 
 
 def split_outputs(ckpt_path: str, split: str, data_dir: str):
     """The task and ``[(log_probs (T, 1, C), length, reference)]`` for every utterance of ``split``."""
-    checkpoint = load_checkpoint(ckpt_path)
-    run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
-    dataset_dir = prepare_dataset(run_cfg.dataset, data_dir)
-    datamodule = instantiate_checked(run_cfg.dataset.datamodule, dataset_dir=str(dataset_dir))
-    datamodule.setup("test")
-    task = build_task(run_cfg, datamodule, export_dir=None)
-    load_weights(task, checkpoint, ckpt_path)
-    task.eval()
+    task, datamodule, dataset_dir = trained_task(ckpt_path, data_dir)
     if task.speaker_norm:
         from speechexp.data.speaker_norm import speaker_means  # noqa: PLC0415
 
@@ -82,13 +74,14 @@ def error_kinds(hypotheses: list[str], references: list[str], training_words: se
             f"reference's word count); {unseen} of {len(words)} reference words are not in the training transcripts")
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("ckpt_path")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--beam-size", type=int, default=64)
-    parser.add_argument("--lm-order", type=int, default=3)
+    parser.add_argument("--beam-size", type=positive, default=64)
+    parser.add_argument("--lm-order", type=positive, default=3)
     parser.add_argument("--lm-weights", default="1.0")
     parser.add_argument("--word-scores", default="0.0")
     args = parser.parse_args()

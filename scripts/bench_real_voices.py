@@ -61,10 +61,22 @@ def evaluate_folder(ckpt: str, folder: Path, decoder: str, out: Path, overrides:
                "report=false", f"paths.data_dir={out / 'data'}", "trainer.enable_progress_bar=false", *overrides]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-        sys.exit(f"speechexp-eval failed on {folder}: {last}")
+        sys.exit(f"speechexp-eval failed on {folder}: {failure(done.stderr)}")
     with (out / "test_predictions.csv").open(newline="") as handle:
         return json.loads((out / "results.json").read_text()), list(csv.DictReader(handle))
+
+
+def failure(stderr: str) -> str:
+    """What a failed ``speechexp-eval`` said, on one line: its ``Error:`` sentence; a crash's
+    last line; else Hydra's error about an override (with the options it lists, without
+    its search path and its hint about stack traces)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("Error: ")]
+    if said or "Traceback" in stderr:
+        return (said or lines)[-1]
+    hydra = [line for line in lines if not line.startswith("Set the environment variable HYDRA_FULL_ERROR")]
+    cut = next((i for i, line in enumerate(hydra) if line.startswith("Config search path")), len(hydra))
+    return " ".join(hydra[:min(cut, 8)]) or "(no output)"
 
 
 def pocketsphinx_decoder() -> Any:
@@ -201,6 +213,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help='also write the rows here: {"rows": [...], "against": [...]}')
     args = parser.parse_args()
     folders = args.folder or [DEFAULT_FOLDER]
+    if args.against and not Path(args.against).is_file():  # before the first checkpoint's readings, not after
+        sys.exit(f"--against {args.against} is not a file; pass CKPT2, a .ckpt file written by speechexp-train.")
     if args.corpus and not (args.corpus / "metadata.csv").is_file():
         sys.exit(f"--corpus {args.corpus} has no metadata.csv; pass the corpus folder the checkpoint trained on (data/emotional_speech-...).")
     try:  # an unknown or missing voice stops here, in one sentence, before any work

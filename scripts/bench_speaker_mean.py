@@ -16,34 +16,33 @@ import argparse
 import random
 
 import torch
-from omegaconf import OmegaConf
 from torchmetrics.functional.classification import multiclass_accuracy
 from torchmetrics.functional.text import char_error_rate, word_error_rate
 
 from speechexp.data.emotion_datamodule import collate
-from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
-from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
+from speechexp.errors import SpeechexpError
+from speechexp.runs.build import trained_task
+from speechexp.runs.entry import entry_point, positive
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("ckpt_path")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"))
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--counts", default="1,2,5,all")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    checkpoint = load_checkpoint(args.ckpt_path)
-    run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
-    dataset_dir = prepare_dataset(run_cfg.dataset, args.data_dir)
-    datamodule = instantiate_checked(run_cfg.dataset.datamodule, dataset_dir=str(dataset_dir))
-    task = build_task(run_cfg, datamodule, export_dir=None)
-    load_weights(task, checkpoint, args.ckpt_path)
-    task.eval()
+    counts = args.counts.split(",")
+    if not all(c == "all" or (c.isdigit() and int(c) > 0) for c in counts):
+        parser.error(f"--counts {args.counts}: give whole numbers above 0 or 'all', comma-separated (e.g. 1,2,5,all)")
+    task, datamodule, _ = trained_task(args.ckpt_path, args.data_dir)
     if not task.speaker_norm:
-        raise SystemExit("This checkpoint does not use speaker normalisation (task.module.speaker_norm=false).")
+        raise SpeechexpError(f"Checkpoint {args.ckpt_path} does not use speaker normalisation "
+                             "(task.module.speaker_norm=false), so there is no speaker mean to measure.")
     data = datamodule.dataset(args.split)
     items = [data[i] for i in range(len(data))]
     speakers = list(data.rows["speaker"])
@@ -56,7 +55,7 @@ def main() -> None:
           f"({min(map(len, by_speaker.values()))}-{max(map(len, by_speaker.values()))} each)\n")
     print(f"| utterances per speaker mean ({args.split}) | CER | WER | UAR |")
     print("|---|---:|---:|---:|")
-    counts = args.counts.split(",") + (["alone"] if task.lone_mean is not None else [])
+    counts += ["alone"] if task.lone_mean is not None else []
     for count in counts:
         rng = random.Random(args.seed)
         means = []

@@ -20,17 +20,20 @@ import torch
 import torch.nn.functional as F
 
 from speechexp.losses.ctc import ctc_loss
+from speechexp.runs.entry import positive
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--T", type=int, default=50, help="frames")
-    parser.add_argument("--N", type=int, default=16, help="batch size")
-    parser.add_argument("--C", type=int, default=20, help="classes, blank = 0 included")
-    parser.add_argument("--S", type=int, default=30, help="maximum target length")
+    parser.add_argument("--T", type=positive, default=50, help="frames")
+    parser.add_argument("--N", type=positive, default=16, help="batch size")
+    parser.add_argument("--C", type=positive, default=20, help="classes, blank = 0 included")
+    parser.add_argument("--S", type=positive, default=30, help="maximum target length")
     parser.add_argument("--out", help="also write the values as JSON to this file")
     args = parser.parse_args()
+    if args.C < 2:
+        parser.error("--C must be at least 2: the blank and one class")
 
     gen = torch.Generator().manual_seed(args.seed)
     log_probs = torch.randn(args.T, args.N, args.C, generator=gen).log_softmax(-1)

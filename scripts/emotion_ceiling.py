@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+
+from speechexp.errors import SpeechexpError
+from speechexp.runs.entry import entry_point
 
 PROSODY_COLUMNS = ("rate", "pitch", "pitch_range", "volume", "word_gap", "tilt")
 
@@ -34,7 +38,10 @@ def prepare_corpus(overrides: list[str]) -> tuple[Path, list[str]]:
     from speechexp.runs.build import prepare_dataset
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=asr_emotion", *overrides])
+        try:
+            cfg = compose(config_name="train", overrides=["experiment=asr_emotion", *overrides])
+        except HydraException as exc:  # an override that is misspelt or names no option
+            raise SpeechexpError(" ".join(str(exc).split()) + f" (overrides: {' '.join(overrides)})") from None
     return prepare_dataset(cfg.dataset, cfg.paths.data_dir), list(cfg.dataset.preparer.emotions)
 
 
@@ -75,6 +82,7 @@ def ceilings(folder: Path, emotions: list[str]) -> dict:
             "sizes": {s: int(len(v[1])) for s, v in splits.items()}, "rows": rows}
 
 
+@entry_point
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -18,12 +18,15 @@ leave-one-voice-out test split asks of the model).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import librosa
 import numpy as np
+
+from speechexp.data.metadata import read_metadata
+from speechexp.errors import SpeechexpError
+from speechexp.runs.entry import entry_point
 
 FEATURES = ("seconds_per_char", "f0_median", "f0_spread", "rms_db", "centroid")
 
@@ -50,8 +53,12 @@ def uar_per_source(folder: Path, emotions: list[str]) -> dict[str, dict]:
     def fitted(values: np.ndarray, labels: np.ndarray):
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(values, labels)
 
-    with (folder / "metadata.csv").open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["emotion"] in emotions]
+    rows = read_metadata(folder, ["emotion", "speaker"])
+    unknown = sorted(set(emotions) - {r["emotion"] for r in rows})
+    if unknown or len(set(emotions)) < 2:
+        raise SpeechexpError(f"--emotions {' '.join(emotions)}: name at least two of the corpus' emotions "
+                             f"{sorted({r['emotion'] for r in rows})}" + (f" ({unknown} are not among them)." if unknown else "."))
+    rows = [r for r in rows if r["emotion"] in emotions]
     values = np.array([features(folder / r["path"], r["text"]) for r in rows])
     speakers = np.array([r["speaker"] for r in rows])
     for speaker in set(speakers):  # relative to the speaker, as the model's speaker means do
@@ -71,6 +78,7 @@ def uar_per_source(folder: Path, emotions: list[str]) -> dict[str, dict]:
     return report
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir", type=Path)

@@ -17,15 +17,14 @@ import argparse
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from speechexp.data.speaker_norm import relative_prosody, speaker_means
-from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
-from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
+from speechexp.runs.build import trained_task
+from speechexp.runs.entry import entry_point
 
 SPLITS = ("train", "val", "test")
 
@@ -60,6 +59,7 @@ def pooled(task, datamodule) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarr
     return out
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpt")
@@ -67,14 +67,7 @@ def main() -> None:
     parser.add_argument("--C", type=float, default=0.1, help="inverse L2 strength of the probes")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    checkpoint = load_checkpoint(args.ckpt)
-    cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
-    datamodule = instantiate_checked(cfg.dataset.datamodule,
-                                     dataset_dir=str(prepare_dataset(cfg.dataset, args.data_dir)))
-    task = build_task(cfg, datamodule, export_dir=None)
-    load_weights(task, checkpoint, args.ckpt)
-    task.eval()
-    datamodule.setup()
+    task, datamodule, _ = trained_task(args.ckpt, args.data_dir)
     data = pooled(task, datamodule)
     columns, start = {}, 0
     for source, width in task.model.source_widths.items():

@@ -16,25 +16,18 @@ import argparse
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from speechexp.data.speaker_norm import speaker_means
 from speechexp.models.adversary import VoiceAdversary, index_voices
-from speechexp.runs.build import build_task, instantiate_checked, prepare_dataset
-from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights
+from speechexp.runs.build import trained_task
+from speechexp.runs.entry import entry_point, positive
 
 Frames = list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]  # (hidden, lengths, voices) per batch
 
 
 def encoder_frames(ckpt: str, data_dir: str, batches: int) -> tuple[object, Frames, int]:
     """The task, its encoder frames over ``batches`` training batches, and the number of voices."""
-    checkpoint = load_checkpoint(ckpt)
-    cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
-    datamodule = instantiate_checked(cfg.dataset.datamodule, dataset_dir=str(prepare_dataset(cfg.dataset, data_dir)))
-    task = build_task(cfg, datamodule, export_dir=None)
-    load_weights(task, checkpoint, ckpt)
-    task.eval()
-    datamodule.setup()
+    task, datamodule, _ = trained_task(ckpt, data_dir)
     train = datamodule.dataset("train")
     if task.speaker_norm:
         task.use_speaker_means(speaker_means(train, task.reads_prosody, task.reads_pitch))
@@ -71,11 +64,12 @@ def probe(frames: Frames, classes: int, pooling: str, epochs: int) -> float:
         return float(np.mean([classifier(h, n, v, 0.0)[1].item() for h, n, v in frames[split:]]))
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("ckpts", nargs="+")
     parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--batches", type=int, default=120)
+    parser.add_argument("--batches", type=positive, default=120)
     args = parser.parse_args()
     torch.set_num_threads(2)
     print("| checkpoint | voices | most common | its own adversary | fresh, per frame | fresh, per utterance |")

@@ -14,13 +14,14 @@ sentences (``dataset.preparer.general_sentences``), as the corpus' preparer made
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 from pathlib import Path
 
 from speechexp.data.emotional_speech import EmotionalSpeechPreparer
+from speechexp.data.metadata import read_metadata
 from speechexp.io import write_csv_atomic
+from speechexp.runs.entry import entry_point, positive
 
 TEXT_KINDS = ("grammar", "words", "sentences")
 
@@ -33,18 +34,18 @@ def text_kinds(dataset_dir: Path) -> dict[str, str]:
     return EmotionalSpeechPreparer(**fields).text_kinds()
 
 
+@entry_point
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dataset_dir", type=Path)
     parser.add_argument("out", type=Path)
     parser.add_argument("--source", action="append", help="sources to keep (default: every non-espeak one)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--limit", type=int, help="at most this many utterances, a seeded random sample")
+    parser.add_argument("--limit", type=positive, help="at most this many utterances, a seeded random sample")
     parser.add_argument("--text", choices=TEXT_KINDS, help="keep one kind of text (default: every kind)")
     args = parser.parse_args()
     wanted = (lambda source: source in args.source) if args.source else (lambda source: source != "espeak")
-    with (args.dataset_dir / "metadata.csv").open(newline="") as handle:
-        rows = [{**r, "source": r.get("source", "espeak")} for r in csv.DictReader(handle)]
+    rows = [{**r, "source": r.get("source", "espeak")} for r in read_metadata(args.dataset_dir, ["split", "text"])]
     rows = [r for r in rows if r["split"] == args.split and wanted(r["source"])]
     if args.text:
         kinds = text_kinds(args.dataset_dir)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from speechexp.errors import SpeechexpError
 from speechexp.io import read_wav
-from speechexp.runs.entry import entry_point
+from speechexp.runs.entry import entry_point, positive
 
 
 def find_wavs(paths: list[str], limit: int | None) -> list[Path]:
@@ -30,17 +30,6 @@ def find_wavs(paths: list[str], limit: int | None) -> list[Path]:
         else:
             raise SpeechexpError(f"{path} does not exist; pass a WAV file or a folder of WAV files.")
     return found
-
-
-def positive(text: str) -> int:
-    """An argparse type: a whole number above 0 (a window, a hop or a count of none is no plot)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -51,6 +51,19 @@ def test_refusals_are_one_sentence_and_leave_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no data prepared or half-written, no run dir
 
 
+def test_a_refusal_keeps_the_users_own_empty_folders(tmp_path):
+    """A run dir (or a folder above it) the user made before the command stays, emptied of
+    what Hydra wrote; the folders the command made go."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "above").mkdir()
+    calls = [("train", ["dataset.datamodule.batch_size=0", f"hydra.run.dir={tmp_path}/mine"]),
+             ("train", ["dataset.datamodule.batch_size=0", f"hydra.run.dir={tmp_path}/above/made/run"])]
+    for result in run_cli_each(calls):
+        assert_one_line_error(result, "dataset.datamodule.batch_size=0 is out of range")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["above", "mine"]
+    assert list((tmp_path / "mine").iterdir()) == [] and list((tmp_path / "above").iterdir()) == []
+
+
 def test_corrupt_wav_stops_with_the_file_name(tmp_path):
     data = tmp_path / "data"
     prepared = run_cli("prepare", f"paths.data_dir={data}", "dataset.preparer.n_examples=10")

@@ -257,6 +257,19 @@ def test_two_checkpoints_are_compared_recording_by_recording():
         bench.difference_rows(Path("mine"), ours, theirs[1:])
 
 
+def test_a_failed_evaluation_is_told_in_its_own_sentence_or_hydras_error():
+    bench = load_bench()
+    ours = "[2026-12-07][speechexp][INFO] - Evaluating\nError: Checkpoint x.ckpt does not exist; pass ckpt_path=PATH.\n"
+    assert bench.failure(ours) == "Error: Checkpoint x.ckpt does not exist; pass ckpt_path=PATH."
+    hydras = ("In 'eval': Could not find 'decoder/nodecoder'\n\nAvailable options in 'decoder':\n\tbeam\n\tgreedy\n"
+              "Config search path:\n\tprovider=hydra, path=pkg://hydra.conf\n\n"
+              "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n")
+    assert bench.failure(hydras) == ("In 'eval': Could not find 'decoder/nodecoder' Available options in 'decoder': "
+                                     "beam greedy")
+    crash = "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad shape\n"
+    assert bench.failure(crash) == "ValueError: bad shape" and bench.failure("") == "(no output)"
+
+
 def test_the_pocketsphinx_reference_reads_clear_speech_at_any_rate_and_scores_it_per_source(tmp_path):
     """Digits from espeak's en-us+f2, which PocketSphinx reads word for word, at 22.05 and 44.1 kHz
     (resampled to its 16 kHz, scaled to 16 bits: a slip in either reads them wrong), and a source

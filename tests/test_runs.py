@@ -256,6 +256,8 @@ def test_a_checkpoint_whose_pickle_would_run_code_is_refused_unrun(tmp_path):
 
 def test_a_file_that_is_no_checkpoint_and_a_folder_are_named_for_what_they_are(tmp_path):
     (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    (tmp_path / "lines.ckpt").write_text("hello world\nline two\n")  # the old pickle format reads a KeyError
+    (tmp_path / "nothing.ckpt").write_bytes(b"")
     torch.save({"state_dict": {}, "speechexp_config": {}}, tmp_path / "real.ckpt")
     (tmp_path / "cut.ckpt").write_bytes((tmp_path / "real.ckpt").read_bytes()[:200])
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
@@ -263,6 +265,8 @@ def test_a_file_that_is_no_checkpoint_and_a_folder_are_named_for_what_they_are(t
     (tmp_path / "empty").mkdir()
     for path, expected in [
             ("notes.ckpt", "notes.ckpt is corrupt or not a PyTorch checkpoint (it does not unpickle); pass another"),
+            ("lines.ckpt", "lines.ckpt is corrupt or not a PyTorch checkpoint (it does not unpickle); pass another"),
+            ("nothing.ckpt", "nothing.ckpt is corrupt or not a PyTorch checkpoint (it does not unpickle); pass another"),
             ("cut.ckpt", "cut.ckpt is corrupt or unreadable ("),
             ("run", f"run is a folder; pass ckpt_path=PATH to a .ckpt file in it (e.g. {tmp_path}/run/checkpoints/"
                     "last.ckpt)."),

@@ -19,6 +19,29 @@ def run_script(*args: str) -> str:
     return done.stdout
 
 
+def test_the_scripts_refuse_bad_input_in_one_sentence(tmp_path):
+    """A checkpoint of the other task, a folder that is no prepared corpus, an override that
+    names no key, a size of none: one line each, no traceback, started side by side."""
+    import torch  # noqa: PLC0415
+
+    torch.save({"state_dict": {}, "speechexp_config": {"task": {"name": "separation"}}}, tmp_path / "sep.ckpt")
+    calls = {"scripts/bench_decoders.py": ([str(tmp_path / "sep.ckpt")], 1,
+                                           "was trained for task=separation, but this reads task=asr_emotion checkpoints"),
+             "scripts/voice_folder.py": ([str(tmp_path), str(tmp_path / "out")], 1,
+                                         f"{tmp_path}/metadata.csv does not exist"),
+             "scripts/emotion_ceiling.py": (["dataset.preparer.nokey=1"], 1,
+                                            "Could not override 'dataset.preparer.nokey'"),
+             "scripts/compare_ctc.py": (["--T", "0"], 2, "argument --T: '0' is not a whole number above 0")}
+    started = {script: subprocess.Popen([sys.executable, script, *args], cwd=REPO, env=cli_env(), text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for script, (args, _, _) in calls.items()}
+    for script, (_, code, said) in calls.items():
+        _, stderr = started[script].communicate(timeout=300)
+        assert started[script].returncode == code and "Traceback" not in stderr, (script, stderr[-2000:])
+        assert said in stderr.strip().splitlines()[-1], (script, stderr[-2000:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sep.ckpt"]  # no output folder made
+
+
 def test_compare_ctc_shows_equal_losses_for_every_reduction():
     lines = run_script("scripts/compare_ctc.py").splitlines()
     table = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("mean ", "sum "))}

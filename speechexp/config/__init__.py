@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from speechexp.config.registry import register_configs
+from speechexp.runs.entry import remember_folders_before
 
 
 def _conf_dir() -> Path:
@@ -81,8 +82,10 @@ def null_groups_as_deletions(argv: list[str], conf_dirs: list[Path] | None = Non
 def prepare_command_line() -> None:
     """What an entry point does with ``sys.argv`` before Hydra reads it: register a
     ``--config-dir``'s schemas, turn ``group=null`` into ``~group``, and let ``-m`` and
-    ``--cfg`` go together (``--cfg`` shows the job config either way)."""
+    ``--cfg`` go together (``--cfg`` shows the job config either way); note which folders of
+    an explicit ``hydra.run.dir`` exist already, so a refusal keeps them."""
     register_command_line(sys.argv[1:])
+    remember_folders_before(sys.argv[1:])
     argv = null_groups_as_deletions(sys.argv[1:])
     if any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv):  # printing a config: the mode
         argv = [a for a in argv if a not in ("-m", "--multirun")]  # does not matter (Hydra refuses both)

@@ -107,3 +107,24 @@ def build_task(run_cfg: DictConfig, datamodule: pl.LightningDataModule, **overri
     return instantiate_checked(run_cfg.task.module, _recursive_=False, _convert_="all", model=model, loss=loss,
                                optimizer=optimizer, scheduler=scheduler, run_config=resolved_container(run_cfg),
                                **task_kwargs, **overrides)
+
+
+def trained_task(ckpt_path: str, data_dir: str, task: str = "asr_emotion") -> tuple[pl.LightningModule,
+                                                                                     pl.LightningDataModule, Path]:
+    """A checkpoint's task with its weights (in eval mode), the datamodule of the data it
+    trained on (prepared or reused in ``data_dir``, set up) and that data's folder: where the
+    scripts that study a checkpoint start. One sentence for a checkpoint of another task."""
+    from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
+
+    checkpoint = load_checkpoint(ckpt_path)
+    trained = (checkpoint[CONFIG_KEY].get("task") or {}).get("name")
+    if trained != task:
+        raise SpeechexpError(f"Checkpoint {ckpt_path} was trained for task={trained}, but this reads task={task} "
+                             "checkpoints; pass one of those.")
+    cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    dataset_dir = prepare_dataset(cfg.dataset, data_dir)
+    datamodule = instantiate_checked(cfg.dataset.datamodule, dataset_dir=str(dataset_dir))
+    datamodule.setup()
+    module = build_task(cfg, datamodule, export_dir=None)
+    load_weights(module, checkpoint, ckpt_path)
+    return module.eval(), datamodule, dataset_dir

@@ -61,6 +61,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SpeechexpError(f"Checkpoint {path} holds objects other than tensors and plain data ({blocked[0]}), "
                              "so loading it could run code; refused: use a checkpoint written by "
                              "speechexp-train.") from None
+    except (EOFError, KeyError):  # an empty file; bytes the old pickle format misreads (a text file)
+        raise SpeechexpError(f"Checkpoint {path} is corrupt or not a PyTorch checkpoint (it does not unpickle); "
+                             "pass another ckpt_path.") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many types for damaged files
         raise SpeechexpError(f"Checkpoint {path} is corrupt or unreadable ({exc}); pass another ckpt_path.") from None
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:

@@ -5,6 +5,7 @@ Imports nothing heavy, so an entry point's ``--help`` stays fast.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import shutil
@@ -83,14 +84,50 @@ def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number above 0 (a window, a hop, a count or a size of none means nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return value
+
+
 HYDRA_SAVED_CONFIGS = {"config.yaml", "hydra.yaml", "overrides.yaml"}
+_GIVEN_RUN_DIR: set[Path] = set()  # an explicit hydra.run.dir of this command, resolved
+_FOLDERS_BEFORE: set[Path] = set()  # it and the folders above it that existed before the command
+
+
+def remember_folders_before(argv: list[str]) -> None:
+    """Note which folders of an explicit ``hydra.run.dir=PATH`` (the path and those above it)
+    exist before Hydra makes it, so that a refusal removes only the folders this command made
+    (a user's own empty folder stays). Called once per command, before Hydra starts."""
+    _GIVEN_RUN_DIR.clear()
+    _FOLDERS_BEFORE.clear()
+    for arg in argv:
+        if arg.startswith("hydra.run.dir=") and "${" not in arg:
+            path = Path(arg.split("=", 1)[1]).expanduser().resolve()
+            _GIVEN_RUN_DIR.add(path)
+            _FOLDERS_BEFORE.update(folder for folder in (path, *path.parents) if folder.is_dir())
+
+
+def made_by_this_command(folder: Path, run_dir: Path, cwd: Path) -> bool:
+    """Whether ``folder`` (the run dir or one above it) is one this command made: below the
+    first folder that existed before it for an explicit run dir, else inside the working
+    directory (a default run dir is stamped with the time, so it is new)."""
+    if run_dir in _GIVEN_RUN_DIR:
+        return folder not in _FOLDERS_BEFORE
+    return folder != cwd and folder.is_relative_to(cwd)
 
 
 def discard_hydra_only_run_dir() -> None:
     """Remove the run dir Hydra made for a refused single run when all it holds is what
     Hydra wrote before the task began (its saved configs and the job's log), with the
-    folders above it that are left empty, inside the working directory. A refusal then
-    leaves nothing behind; a run dir holding anything else (an earlier run) is kept."""
+    folders above it that are left empty (:func:`made_by_this_command`). A refusal then
+    leaves nothing behind; a run dir holding anything else (an earlier run) is kept, and of
+    a folder that existed before the command only what Hydra wrote into it is removed."""
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
@@ -111,8 +148,15 @@ def discard_hydra_only_run_dir() -> None:
     for handler in logging.getLogger().handlers:  # the job's log file is open
         if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).resolve().parent == run_dir:
             handler.close()
+    if not made_by_this_command(run_dir, run_dir, cwd):  # a user's own folder: only what Hydra wrote goes
+        for entry in entries:
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+        return
     shutil.rmtree(run_dir, ignore_errors=True)
     parent = run_dir.parent
-    while parent != cwd and parent.is_relative_to(cwd) and not any(parent.iterdir()):
+    while made_by_this_command(parent, run_dir, cwd) and not any(parent.iterdir()):
         parent.rmdir()
         parent = parent.parent
