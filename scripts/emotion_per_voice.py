@@ -54,10 +54,11 @@ def uar_per_source(folder: Path, emotions: list[str]) -> dict[str, dict]:
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(values, labels)
 
     rows = read_metadata(folder, ["emotion", "speaker"])
-    unknown = sorted(set(emotions) - {r["emotion"] for r in rows})
+    present = sorted({r["emotion"] for r in rows})
+    unknown = sorted(set(emotions) - set(present))
     if unknown or len(set(emotions)) < 2:
-        raise SpeechexpError(f"--emotions {' '.join(emotions)}: name at least two of the corpus' emotions "
-                             f"{sorted({r['emotion'] for r in rows})}" + (f" ({unknown} are not among them)." if unknown else "."))
+        among = f" ({unknown} are not among them)." if unknown else "."
+        raise SpeechexpError(f"--emotions {' '.join(emotions)}: name at least two of the corpus' emotions {present}{among}")
     rows = [r for r in rows if r["emotion"] in emotions]
     values = np.array([features(folder / r["path"], r["text"]) for r in rows])
     speakers = np.array([r["speaker"] for r in rows])

@@ -50,7 +50,8 @@ def is_sigterm_stop(exc: BaseException) -> bool:
 
 
 def entry_point(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a Hydra task function so that user errors are one line without a traceback.
+    """Wrap a Hydra task function (or a command's or a script's ``main``) so that user errors
+    are one line without a traceback.
 
     A single run prints ``Error: <sentence>`` on stderr and exits 1 (2 for options that
     cannot run together, :class:`~speechexp.errors.IncompatibleOptions`; an interruption:
