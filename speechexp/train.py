@@ -57,12 +57,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def check_start_checkpoint(cfg: DictConfig) -> None:
-    """Refuse a ``ckpt_path`` from elsewhere that is missing or was trained for another task,
-    model or kind of schedule before the run dir is planned (a checkpoint of the run's own
-    dir is the plan's to judge: it resumes or continues). Sizes need the built model, so a
-    checkpoint of other ``model.units`` is refused inside the run."""
+    """Refuse a ``ckpt_path`` from elsewhere that is missing, was trained for another task,
+    model or kind of schedule, or holds weights of other sizes, before the run dir is planned
+    (a checkpoint of the run's own dir is the plan's to judge: it resumes or continues).
+
+    The sizes are checked on the run's model built from its config alone, with the
+    checkpoint's emotion labels; a corpus with another number of emotions shows only once the
+    data is read, so the run checks the weights again (:func:`train`)."""
+    from speechexp.inference.model import task_without_data  # noqa: PLC0415
     from speechexp.runs.build import resolved_container  # noqa: PLC0415
-    from speechexp.runs.checkpoints import check_fits, check_schedule_fits, load_checkpoint  # noqa: PLC0415
+    from speechexp.runs.checkpoints import (  # noqa: PLC0415
+        check_fits, check_schedule_fits, check_weights_fit, load_checkpoint)
     from speechexp.runs.plan import inside  # noqa: PLC0415
 
     path = cfg.get("ckpt_path")
@@ -72,6 +77,9 @@ def check_start_checkpoint(cfg: DictConfig) -> None:
     check_fits(checkpoint, config, path)
     if cfg.train:
         check_schedule_fits(checkpoint, config, path)
+    task = task_without_data(config, checkpoint, path)
+    if task is not None:
+        check_weights_fit(task, checkpoint, config, path)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,24 @@ def test_a_checkpoint_of_another_schedule_or_size_is_refused_in_one_sentence(com
                                              r"in the checkpoint, 16 here\); fine-tune with the checkpoint's model"):
         train(compose_train(*args, "scheduler=plateau", "model.units=16", "model.dropout=0.2", f"ckpt_path={ckpt}",
                             run_name="smaller"))
+    # both before the run dir is planned: nothing is written, no failed record
+    assert not any((tmp_path / "other").iterdir()) and not any((tmp_path / "smaller").iterdir())
+
+
+def test_an_asr_checkpoint_of_other_sizes_is_refused_before_the_run_reads_its_data(compose_train, tmp_path):
+    args = (*TASKS["asr_emotion"], "logger=csv", "trainer.max_epochs=1")
+    train(compose_train(*args, run_name="trained"))
+    ckpt = tmp_path / "trained" / "checkpoints" / "last.ckpt"
+    shutil.rmtree(tmp_path / "data")  # a refusal before the data is read prepares none
+    # a model setting, and a data setting that sizes the model (the log-mel bands it reads)
+    for name, change, said in [("units", "model.units=16", "model.units=128 in the checkpoint, 16 here"),
+                               ("mels", "dataset.datamodule.n_mels=40",
+                                "dataset.datamodule.n_mels=80 in the checkpoint, 40 here")]:
+        with pytest.raises(SpeechexpError, match=re.escape(f"holds weights of another size than this run's model "
+                                                           f"({said}); fine-tune with the checkpoint's model")):
+            train(compose_train(*args, change, f"ckpt_path={ckpt}", run_name=name))
+        assert not any((tmp_path / name).iterdir())
+    assert not (tmp_path / "data").exists()
 
 
 def stepped(schedule, steps: int) -> list[float]:

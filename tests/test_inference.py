@@ -163,6 +163,21 @@ def test_a_checkpoint_of_another_task_is_refused(trained, tmp_path):
         load_model(tmp_path / "other.ckpt")
 
 
+def test_the_other_kinds_method_names_the_kind_it_belongs_to(trained):
+    from speechexp import load_model
+
+    separator, recogniser = (load_model(trained[kind]["best_checkpoint"]) for kind in ("separation", "asr"))
+    with pytest.raises(AttributeError, match=r"'AsrEmotionModel' object has no attribute 'separate': this checkpoint "
+                                             r"was trained for task=asr_emotion, and separate belongs to "
+                                             r"task=separation checkpoints; use transcribe\(\)\."):
+        recogniser.separate(np.zeros(800), 8000)
+    with pytest.raises(AttributeError, match=r"has no attribute 'speaker_mean': .* use separate\(\)\."):
+        separator.speaker_mean([np.zeros(800)], 8000)
+    with pytest.raises(AttributeError, match=r"^'SeparationModel' object has no attribute 'nonsense'$"):
+        separator.nonsense  # noqa: B018 - a name neither kind has is Python's own error
+    assert not hasattr(separator, "transcribe") and hasattr(separator, "separate")
+
+
 def write_mixed_folder(folder: Path, mixture: np.ndarray) -> dict[str, tuple[int, int]]:
     """Files of several formats, rates, channel counts and sample types, a corrupt and an
     empty one; returns each good file's (rate, samples)."""

@@ -64,6 +64,7 @@ class LoadedModel:
     """What both kinds share: the task (a LightningModule in eval mode) on ``device``."""
 
     kind = ""
+    main = ""  # the method that does this kind's work
 
     def __init__(self, task: Any, checkpoint: dict, device: str | torch.device = "cpu") -> None:
         self.task = task.eval().to(device)
@@ -78,11 +79,22 @@ class LoadedModel:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sample_rate={self.sample_rate}, device={self.device})"
 
+    def __getattr__(self, name: str) -> Any:
+        """Only for names not found: one of the other kind's methods (``separate`` on a
+        recogniser) is named for the kind of checkpoint it belongs to."""
+        for other in LoadedModel.__subclasses__():
+            if other is not type(self) and not name.startswith("_") and hasattr(other, name):
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}: this checkpoint "
+                                     f"was trained for task={self.kind}, and {name} belongs to task={other.kind} "
+                                     f"checkpoints; use {self.main}().")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
 
 class SeparationModel(LoadedModel):
     """A separator; see :meth:`separate`."""
 
     kind = "separation"
+    main = "separate"
 
     @property
     def sample_rate(self) -> int:
@@ -134,6 +146,7 @@ class AsrEmotionModel(LoadedModel):
     """
 
     kind = "asr_emotion"
+    main = "transcribe"
 
     def __init__(self, task: Any, checkpoint: dict, device: str | torch.device = "cpu") -> None:
         super().__init__(task, checkpoint, device)
@@ -283,38 +296,27 @@ def emotion_names(checkpoint: dict, path: str | os.PathLike) -> list[str]:
     return [str(n) for n in names]
 
 
-def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
-               decoder: str | dict | None = None) -> SeparationModel | AsrEmotionModel:
-    """Load a checkpoint written by ``speechexp-train`` for use on any audio.
-
-    Args:
-        ckpt_path: a ``.ckpt`` file (e.g. ``<run dir>/checkpoints/last.ckpt``).
-        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
-        decoder: asr_emotion's CTC decoder: ``"greedy"``, ``"beam"``, ``"beam_lm"`` (the
-            settings of ``conf/decoder/<name>.yaml``) or a config node; ``None``: the one the
-            checkpoint was tested with (greedy unless chosen at training).
-
-    Raises:
-        SpeechexpError: the file is missing, not a speechexp checkpoint, holds code,
-            or was trained for a task this API does not know.
+def task_without_data(config: dict, checkpoint: dict, ckpt_path: str | os.PathLike, **overrides: Any) -> Any | None:
+    """The task of the run ``config`` (a checkpoint's own, or a run's that will start from
+    ``checkpoint``), built without its dataset folder: what a datamodule would give the model
+    (``n_mels``, vocabulary, pitch, phonemes) is read from ``config``, the emotion labels from
+    ``checkpoint``. Its weights are fresh; ``overrides`` go to :func:`build_task`. ``None``
+    for a task other than separation and asr_emotion: its data sizes are unknown here.
     """
     from hydra.utils import get_class  # noqa: PLC0415
     from omegaconf import OmegaConf  # noqa: PLC0415
 
     from speechexp.runs.build import build_task  # noqa: PLC0415
-    from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
     from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
     from speechexp.tasks.separation import SeparationTask  # noqa: PLC0415
 
-    checkpoint = load_checkpoint(ckpt_path)
-    config = checkpoint[CONFIG_KEY]
     target = str(((config.get("task") or {}).get("module") or {}).get("_target_", ""))
     try:
         task_class = get_class(target)
-    except Exception:  # noqa: BLE001 - an unknown or unimportable class: refused below
+    except Exception:  # noqa: BLE001 - an unknown or unimportable class: None below
         task_class = None
     if task_class is not None and issubclass(task_class, SeparationTask):
-        kind, spec = SeparationModel, _DataSpec({}, {})
+        spec = _DataSpec({}, {})
     elif task_class is not None and issubclass(task_class, AsrEmotionTask):
         from speechexp.data.text import CharTokenizer  # noqa: PLC0415
 
@@ -329,12 +331,39 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
 
             sizes["phoneme_classes"] = PhonemeTokenizer().vocab_size
         spec = _DataSpec(sizes, {"tokenizer": tokenizer, "emotion_names": names})
-        kind = AsrEmotionModel
     else:
+        return None
+    return build_task(OmegaConf.create(config), spec, export_dir=None, **overrides)
+
+
+def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
+               decoder: str | dict | None = None) -> SeparationModel | AsrEmotionModel:
+    """Load a checkpoint written by ``speechexp-train`` for use on any audio.
+
+    Args:
+        ckpt_path: a ``.ckpt`` file (e.g. ``<run dir>/checkpoints/last.ckpt``).
+        device: where the model runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        decoder: asr_emotion's CTC decoder: ``"greedy"``, ``"beam"``, ``"beam_lm"`` (the
+            settings of ``conf/decoder/<name>.yaml``) or a config node; ``None``: the one the
+            checkpoint was tested with (greedy unless chosen at training).
+
+    Raises:
+        SpeechexpError: the file is missing, not a speechexp checkpoint, holds code,
+            or was trained for a task this API does not know; ``device`` is not one here.
+    """
+    from speechexp.config.machine import check_device  # noqa: PLC0415
+    from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
+    from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
+
+    check_device(device)
+    checkpoint = load_checkpoint(ckpt_path)
+    config = checkpoint[CONFIG_KEY]
+    task = task_without_data(config, checkpoint, ckpt_path, **({"decoder": decoder} if decoder is not None else {}))
+    if task is None:
+        target = ((config.get("task") or {}).get("module") or {}).get("_target_")
         raise SpeechexpError(f"Checkpoint {ckpt_path} was trained for task {(config.get('task') or {}).get('name')!r} "
                              f"({target or 'no task class'}), which inference does not support; pass a "
                              "separation or asr_emotion checkpoint.")
-    task = build_task(OmegaConf.create(config), spec, export_dir=None,
-                      **({"decoder": decoder} if decoder is not None else {}))
     load_weights(task, checkpoint, ckpt_path)
+    kind = AsrEmotionModel if isinstance(task, AsrEmotionTask) else SeparationModel
     return kind(task, checkpoint, device)

@@ -94,13 +94,25 @@ def check_weights_fit(module: torch.nn.Module, checkpoint: dict, run_config: dic
                      if name not in own or name not in theirs or tuple(own[name].shape) != tuple(theirs[name].shape))
     if not misfits:
         return
-    settings = differing_settings(checkpoint[CONFIG_KEY].get("model") or {}, run_config.get("model") or {}, "model")
+    trained = checkpoint[CONFIG_KEY]
+    settings = (differing_settings(trained.get("model") or {}, run_config.get("model") or {}, "model")
+                or differing_settings(data_sizing(trained), data_sizing(run_config), "dataset.datamodule"))
     name = misfits[0]
     shapes = (f"{name} is {list(theirs[name].shape)} there and {list(own[name].shape)} here"
               if name in own and name in theirs else f"{name} is {'missing there' if name in own else 'not in this model'}")
     said = "; ".join(settings[:3]) or shapes
     raise SpeechexpError(f"Checkpoint {path} holds weights of another size than this run's model ({said}); fine-tune "
                          "with the checkpoint's model settings, or train without ckpt_path.")
+
+
+# the datamodule settings that size a model (the asr_emotion features and vocabulary)
+DATA_SIZING_KEYS = ("n_mels", "vocabulary", "umlauts", "pitch", "phonemes")
+
+
+def data_sizing(config: dict) -> dict:
+    """The settings of ``config``'s datamodule that size its model's weights."""
+    datamodule = (config.get("dataset") or {}).get("datamodule") or {}
+    return {key: datamodule.get(key) for key in DATA_SIZING_KEYS if key in datamodule}
 
 
 def differing_settings(trained: dict, wanted: dict, prefix: str) -> list[str]:
