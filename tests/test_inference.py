@@ -446,3 +446,18 @@ def test_a_sample_rate_the_api_cannot_use_is_one_sentence(sample_rate, named):
     with pytest.raises(SpeechexpError, match=named):
         _as_list([np.zeros(4), np.zeros(4)], sample_rate)
     assert _as_list(np.zeros(4), 8000.0)[1:] == ([8000], True)
+
+
+@pytest.mark.parametrize("arguments, named", [
+    ({"ckpt_path": None}, r"^A checkpoint path is a string or a path, not None; pass the \.ckpt file"),
+    ({"device": "gpu"}, r"^device='gpu' is not a torch device; pass 'cpu', 'cuda' or 'cuda:N'\.$"),
+    ({"decoder": "nonsense"}, r"^decoder 'nonsense' is unknown; use one of beam, .*greedy\.$"),
+    ({"decoder": {"beam_size": 8}}, r"^decoder=\{'beam_size': 8\} is neither a decoder's name nor its settings with a "
+                                    r"_target_ \(as in conf/decoder/NAME\.yaml\); pass a name \(beam, .*\) or such"),
+    ({"decoder": 5}, r"^decoder=5 is neither a decoder's name"),
+])
+def test_arguments_load_model_cannot_use_are_one_sentence(trained, arguments, named):
+    from speechexp import load_model
+
+    with pytest.raises(SpeechexpError, match=named):
+        load_model(**{"ckpt_path": trained["asr"]["best_checkpoint"], **arguments})

@@ -296,15 +296,25 @@ def quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def decoder_folder() -> Path:
+    """``conf/decoder``: one YAML per decoder option."""
+    from speechexp.config import CONF_DIR  # noqa: PLC0415
+
+    return Path(CONF_DIR) / "decoder"
+
+
+def decoder_options() -> str:
+    """``"beam, beam_english, ..."``: the decoders' names, for errors."""
+    return ", ".join(sorted(p.stem for p in decoder_folder().glob("*.yaml")))
+
+
 def decoder_settings(name: str) -> dict:
     """The settings of ``conf/decoder/<name>.yaml`` (as the command line's ``decoder=<name>``)."""
-    from speechexp.config import CONF_DIR  # noqa: PLC0415
     from speechexp.config.registry import read_yaml  # noqa: PLC0415
 
-    path = Path(CONF_DIR) / "decoder" / f"{name}.yaml"
+    path = decoder_folder() / f"{name}.yaml"
     if not path.is_file():
-        options = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
-        raise SpeechexpError(f"decoder {name!r} is unknown; use one of {options}.")
+        raise SpeechexpError(f"decoder {name!r} is unknown; use one of {decoder_options()}.")
     return read_yaml(path)
 
 
@@ -317,6 +327,11 @@ def build_decoder(settings: Any) -> CTCDecoder:
         return settings
     if isinstance(settings, str):
         settings = decoder_settings(settings)
+    from collections.abc import Mapping  # noqa: PLC0415
+
+    if not isinstance(settings, Mapping) or "_target_" not in settings:
+        raise SpeechexpError(f"decoder={settings!r} is neither a decoder's name nor its settings with a _target_ "
+                             f"(as in conf/decoder/NAME.yaml); pass a name ({decoder_options()}) or such settings.")
     from speechexp.runs.build import instantiate_checked  # noqa: PLC0415
 
     decoder = instantiate_checked(dict(settings))

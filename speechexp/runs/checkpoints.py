@@ -7,6 +7,7 @@ else is refused before it can run.
 
 from __future__ import annotations
 
+import os
 import pickle
 from enum import Enum
 from pathlib import Path
@@ -39,6 +40,9 @@ def load_checkpoint(path: str | Path) -> dict:
         SpeechexpError: the file is missing, unreadable, holds objects whose unpickling
             could run code, or was not written by speechexp-train.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise SpeechexpError(f"A checkpoint path is a string or a path, not {path!r}; pass the .ckpt file written by "
+                             "speechexp-train (e.g. <run dir>/checkpoints/last.ckpt).")
     path = Path(path)
     if path.is_dir():
         inside = sorted(path.glob("**/*.ckpt"))
