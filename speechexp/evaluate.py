@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
 from speechexp.config.compatibility import check_checkpoint_decoder, check_dataset_requirements
-from speechexp.config.machine import check_trainer_devices
+from speechexp.config.machine import check_trainer
 from speechexp.config.ranges import check_ranges
 from speechexp.runs.entry import entry_point
 
@@ -33,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise SpeechexpError("speechexp-eval needs a checkpoint: pass ckpt_path=PATH to a .ckpt file written by "
                              "speechexp-train (e.g. <run dir>/checkpoints/last.ckpt).")
     check_ranges(cfg)
-    check_trainer_devices(cfg.trainer)  # a GPU this machine lacks: before any file is read
+    check_trainer(cfg.trainer)  # a GPU this machine lacks, settings Lightning refuses: before any file
     checkpoint = load_checkpoint(cfg.ckpt_path)
     run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
     if cfg.get("dataset") is not None:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.errors import SpeechexpError
-from speechexp.config.machine import check_trainer_devices
+from speechexp.config.machine import check_trainer
 from speechexp.config.ranges import check_ranges
 from speechexp.runs.entry import entry_point
 
@@ -39,7 +39,7 @@ def infer(cfg: DictConfig) -> list[dict]:
         if OmegaConf.is_missing(cfg, key):
             raise SpeechexpError(f"speechexp-infer needs {key}: pass {example}.")
     check_ranges(cfg)
-    check_trainer_devices(cfg.trainer)  # a GPU this machine lacks: before any file is read
+    check_trainer(cfg.trainer)  # a GPU this machine lacks, settings Lightning refuses: before any file
     # torch and Lightning load here, not at import: `speechexp-infer --help` stays fast
     from speechexp.inference.files import assign_speakers, collect_inputs  # noqa: PLC0415
     from speechexp.inference.predict import predict_files  # noqa: PLC0415

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from speechexp.config import CONF_DIR, prepare_command_line  # importing registers schemas and resolvers
 from speechexp.config.compatibility import check_command_line, check_composed
+from speechexp.config.machine import check_trainer
 from speechexp.runs.entry import entry_point, in_multirun
 
 log = logging.getLogger("speechexp.train")
@@ -32,12 +33,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if not in_multirun():
         check_composed(cfg)  # before the run dir is planned: a refused single run writes nothing
+        check_trainer(cfg.trainer)
         check_start_checkpoint(cfg)
     run = Run.for_training(cfg)
     if run.skipped:
         return run.metrics
     with run:
         check_composed(cfg)  # before anything is prepared; a refused sweep job is recorded as failed
+        check_trainer(cfg.trainer)  # on the machine that runs the job (a cluster node, not the login node)
         if run.start_from and not run.resuming:  # a checkpoint to test or fine-tune: check it first
             checkpoint = load_checkpoint(run.start_from)
             check_fits(checkpoint, run.config, run.start_from)

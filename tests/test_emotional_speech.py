@@ -203,6 +203,12 @@ def test_configured_emotions_and_errors():
     assert custom.emotion_targets()["bored"]["rate"] == 0.6
     with pytest.raises(SpeechexpError, match="num_speakers"):
         EmotionalSpeechPreparer(num_speakers=10_000).plan()
+    for too_few in ({"num_speakers": 2}, {"num_sentences": 0}, {"utterances_per_speaker": 0}):  # refused when built,
+        with pytest.raises(SpeechexpError, match=r"needs num_speakers >= 3, num_sentences >= 3 and "  # as pre-flights do
+                                                 r"utterances_per_speaker >= 1; raise them\.$"):
+            EmotionalSpeechPreparer(**too_few)
+    with pytest.raises(SpeechexpError, match=r"general_sentences=1.5 is not a share"):
+        EmotionalSpeechPreparer(general_sentences=1.5)
 
 
 def test_silence_surrounds_each_utterance_at_the_noise_floor_and_names_a_new_corpus():

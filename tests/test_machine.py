@@ -64,3 +64,31 @@ def test_a_device_the_api_cannot_use_is_one_sentence(monkeypatch):
         check_device("cuda")
     with pytest.raises(SpeechexpError, match=r"^This run asks for a GPU \(trainer.accelerator=gpu\)"):
         check_trainer_devices({"accelerator": "gpu", "devices": 1})
+
+
+def test_trainer_settings_lightning_refuses_are_refused_before_anything_is_written(tmp_path):
+    calls = [("train", ["trainer.precision=bf17", f"hydra.run.dir={tmp_path}/run", f"paths.data_dir={tmp_path}/data"]),
+             ("train", ["experiment=asr_emotion", "trainer.max_epochs=-2", f"hydra.run.dir={tmp_path}/run",
+                        f"paths.data_dir={tmp_path}/data"]),
+             ("evaluate", [f"ckpt_path={tmp_path}/some.ckpt", "trainer.devices=0", f"hydra.run.dir={tmp_path}/eval"])]
+    precision, budget, devices = run_cli_each(calls)
+    fix = "; fix that trainer.* setting, or pick a preset: trainer=cpu, gpu, ddp or ddp_sim."
+    assert_one_line_error(precision, "Lightning refuses this run's trainer settings (Precision 'bf17' is invalid.", fix)
+    assert_one_line_error(budget, "(`max_epochs` must be a non-negative integer or -1. You passed in -2)", fix)
+    assert_one_line_error(devices, "(`Trainer(devices=0)` value is not a valid input using cpu accelerator)", fix)
+    assert list(tmp_path.iterdir()) == []  # no data prepared, no run dir
+
+
+def test_the_trial_trainer_keeps_lightnings_loggers_as_they_were():
+    import logging
+
+    from speechexp.config.machine import check_trainer_builds
+
+    logger = logging.getLogger("pytorch_lightning")
+    before = logger.level
+    settings = OmegaConf.create({"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1})
+    check_trainer_builds(settings)
+    with pytest.raises(SpeechexpError, match=r"^Lightning refuses this run's trainer settings \(You selected an invalid "
+                                             r"strategy name: `strategy='nonsense'`"):
+        check_trainer_builds(OmegaConf.merge(settings, {"strategy": "nonsense"}))
+    assert logger.level == before

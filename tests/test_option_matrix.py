@@ -87,10 +87,8 @@ def test_option_runs_or_is_refused_in_one_sentence(task, group, option, data_dir
         assert "\n" not in message and (f"{group}={option}" in message or f"experiment={experiment}" in message)
         assert not (tmp_path / "run" / "results.json").exists()
         return
-    except SpeechexpError as refusal:  # a corpus without its folder, voices not installed, a GPU trainer without a GPU
-        message = str(refusal)
-        fixes = ("dataset.root", "make voices") + (("trainer=cpu",) if (group, option) in COMPOSE_ONLY else ())
-        assert "\n" not in message and any(fix in message for fix in fixes), message
+    except SpeechexpError as refusal:  # a corpus experiment without its folder, voices not installed here
+        assert "\n" not in str(refusal) and ("dataset.root" in str(refusal) or "make voices" in str(refusal)), str(refusal)
         return
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["status"] == "completed", results

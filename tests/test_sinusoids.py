@@ -66,9 +66,14 @@ def test_interrupted_prepare_leaves_nothing_and_next_run_completes(tmp_path, mon
 
     monkeypatch.setattr(sinusoids, "write_wav_atomic", failing_write)
     preparer = SinusoidPreparer(n_examples=5)
+    (tmp_path / "mine").mkdir()
     with pytest.raises(KeyboardInterrupt):
-        preparer.prepare(tmp_path)
-    assert list(tmp_path.iterdir()) == []  # no target folder, no staging folder
+        preparer.prepare(tmp_path / "mine")
+    assert list((tmp_path / "mine").iterdir()) == []  # no target folder, no staging folder; the user's folder stays
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):  # data folders the failed first build made are removed too
+        preparer.prepare(tmp_path / "new" / "data")
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
     monkeypatch.setattr(sinusoids, "write_wav_atomic", real_write)
     folder = preparer.prepare(tmp_path)
     assert len(rows_of(folder)) == 5

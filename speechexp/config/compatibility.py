@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Iterable
 
 from speechexp.config.extras import check_extras
-from speechexp.config.machine import check_trainer_devices
 from speechexp.config.ranges import check_optimizer, check_ranges
 from speechexp.config.registry import read_yaml
 from speechexp.errors import IncompatibleOptions
@@ -142,8 +141,7 @@ def config_dirs() -> list[Path]:
 
 
 def check_composed(cfg) -> None:
-    """Fail early when the composed config's dataset, model or loss does not fit its task, or its
-    trainer asks for GPUs this machine does not have."""
+    """Fail early when the composed config's dataset, model or loss does not fit its task."""
     from hydra.core.hydra_config import HydraConfig  # noqa: PLC0415
 
     check_ranges(cfg)
@@ -158,7 +156,6 @@ def check_composed(cfg) -> None:
                       choices.get("task") or cfg.task.name, choices.get("experiment"))
     check_phonemes(cfg, choices.get("decoder") or "...")
     check_dataset_requirements(cfg.get("dataset"), cfg.get("paths", {}).get("data_dir"))
-    check_trainer_devices(cfg.get("trainer"))
 
 
 def check_phonemes(cfg, decoder: str) -> None:

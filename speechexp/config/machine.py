@@ -1,13 +1,15 @@
-"""Whether this machine has the devices a config or a call asks for.
+"""Whether this machine and Lightning can run the trainer (or the device) a config or a call
+asks for.
 
 Lightning and torch find out late and say it their own way (``No supported gpu backend
-found!``, ``Torch not compiled with CUDA enabled``): a run would prepare its data first,
-then fail with a run dir written. These checks run before anything is written and say
-what is missing and what to pass instead.
+found!``, ``Torch not compiled with CUDA enabled``, ``Precision 'bf17' is invalid``): a run
+would prepare its data first, then fail with a run dir written. These checks run before
+anything is written; a missing GPU is said with what to pass instead.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -95,3 +97,37 @@ def check_device(device: Any) -> None:
         indices = "cuda:0" if gpus == 1 else f"cuda:0 to cuda:{gpus - 1}"
         raise SpeechexpError(f"device={device!r} is not here: torch sees {gpus} GPU{'s' if gpus > 1 else ''} "
                              f"({indices}); pass one of those, or device='cpu'.")
+
+
+def check_trainer_builds(trainer_cfg: Any) -> None:
+    """Build the trainer once, without loggers, callbacks or checkpoints, and drop it (about
+    20 ms): Lightning then judges its accelerator, devices, precision, strategy and budget
+    before a run dir or data exist, instead of after. Lightning's own notes are kept quiet."""
+    if not trainer_cfg or "_target_" not in trainer_cfg:
+        return
+    from hydra.utils import instantiate  # noqa: PLC0415
+
+    quiet = [logging.getLogger(name) for name in ("pytorch_lightning", "lightning.pytorch", "lightning.fabric")]
+    levels = [logger.level for logger in quiet]
+    try:
+        for logger in quiet:
+            logger.setLevel(logging.WARNING)
+        instantiate(trainer_cfg, logger=False, callbacks=[], enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False)
+    except Exception as exc:  # noqa: BLE001 - Lightning raises many types for settings it refuses
+        cause = exc
+        while cause.__cause__ is not None:  # Hydra's InstantiationException wraps Lightning's error
+            cause = cause.__cause__
+        said = (str(cause).strip().splitlines() or [type(cause).__name__])[0].rstrip(".")
+        raise SpeechexpError(f"Lightning refuses this run's trainer settings ({said}); fix that trainer.* setting, "
+                             "or pick a preset: trainer=cpu, gpu, ddp or ddp_sim.") from None
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
+
+
+def check_trainer(trainer_cfg: Any) -> None:
+    """Refuse a trainer this machine cannot run (:func:`check_trainer_devices`) or whose
+    settings Lightning refuses (:func:`check_trainer_builds`), in one sentence."""
+    check_trainer_devices(trainer_cfg)
+    check_trainer_builds(trainer_cfg)

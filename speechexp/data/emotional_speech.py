@@ -178,6 +178,15 @@ class EmotionalSpeechPreparer(DatasetPreparer):
     speaker_rates: list[float] | None = None
 
     def __post_init__(self) -> None:
+        # checked when built, so that a run's pre-flight refuses them before a run dir exists
+        if self.num_speakers < 3 or self.utterances_per_speaker < 1 or self.num_sentences < 3:
+            raise SpeechexpError(
+                "dataset.preparer needs num_speakers >= 3, num_sentences >= 3 and "
+                "utterances_per_speaker >= 1; raise them."
+            )
+        if not 0 <= self.general_sentences <= 1:
+            raise SpeechexpError(f"dataset.preparer.general_sentences={self.general_sentences} is not a share; give "
+                                 "the share of general texts that are natural sentences, 0 to 1.")
         check_fractions(self.val_fraction, self.test_fraction)
         if not 0.0 <= self.silence_s <= 5.0:
             raise SpeechexpError(f"dataset.preparer.silence_s={self.silence_s} is out of range; give the longest "
@@ -292,9 +301,6 @@ class EmotionalSpeechPreparer(DatasetPreparer):
                 f"dataset.preparer.general_max_words={self.general_max_words} cannot give {count} distinct "
                 f"general sequences from {words} words; raise it (1 to 6 words is the default)."
             )
-        if not 0 <= self.general_sentences <= 1:
-            raise SpeechexpError(f"dataset.preparer.general_sentences={self.general_sentences} is not a share; give "
-                                 "the share of general texts that are natural sentences, 0 to 1.")
         sentences = round(count * self.general_sentences)
         sequences = word_sequences(count - sentences, self.general_vocabulary, max_words=self.general_max_words,
                                    seed=self.seed + 7) if count > sentences else []
@@ -309,11 +315,6 @@ class EmotionalSpeechPreparer(DatasetPreparer):
 
     def plan(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Utterance plan (no audio): ``(utterances, sentences)`` as lists of dicts."""
-        if self.num_speakers < 3 or self.utterances_per_speaker < 1 or self.num_sentences < 3:
-            raise SpeechexpError(
-                "dataset.preparer needs num_speakers >= 3, num_sentences >= 3 and "
-                "utterances_per_speaker >= 1; raise them."
-            )
         targets = self.emotion_targets()
         grammar, general = self.texts()
         texts = grammar + general

@@ -98,12 +98,19 @@ class DatasetPreparer(ABC):
         if self.is_prepared(data_dir):
             log.info("Reusing prepared dataset %s", target)
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(lock_path(target), target):
             if self.is_prepared(data_dir):  # another process built it meanwhile
                 log.info("Reusing prepared dataset %s", target)
                 return target
-            return self._build_atomically(target)
+            made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                return self._build_atomically(target)
+            except BaseException:
+                for folder in made:  # a failed first build leaves no empty data folder behind (deepest first)
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+                raise
 
     def _build_atomically(self, target: Path) -> Path:
         self._remove_stale_builds(target)
