@@ -205,6 +205,8 @@ def test_slurm_launcher_preset_composes_with_requeue_signal(tmp_path):
     ("separation", "optimizer.eps=-1", "optimizer=adam refuses its settings: Invalid epsilon value: -1.0; change "
                                        r"the optimizer\.\* value it names"),
     ("asr_emotion", "scheduler=onecycle_step scheduler.pct_start=1.5", "scheduler=onecycle_step refuses its settings"),
+    ("separation", "threads=-3", r"threads=-3 is out of range: threads must be 0 or more \(0 or null: torch's default"),
+    ("asr_emotion", "dataset.preparer.num_speakers=2", "dataset.preparer needs num_speakers >= 3, num_sentences >= 3"),
 ])
 def test_a_number_no_run_can_use_is_refused_before_the_run(tmp_path, experiment, override, named):
     cfg = compose_config("train", [f"experiment={experiment}", *override.split()], tmp_path / "run")

@@ -25,6 +25,7 @@ RULES: dict[str, tuple[Callable[[float], bool], str]] = {
        for name in ("weight_decay", "overlap_seconds", "gradient_clip_val", "n_figures", "n_media", "jitter",
                     "emotion_strength", "tolerance")},
     "num_workers": ((lambda v: v >= 0), "0 or more (0 reads the data in the main process)"),
+    "threads": ((lambda v: v >= 0), "0 or more (0 or null: torch's default, all cores)"),
     "lr": ((lambda v: v >= 0), "0 or more (0 trains nothing, as PyTorch's optimizers allow)"),
     "dropout": ((lambda v: 0 <= v < 1), "at least 0 and below 1"),
     # shares of the utterances (or of the batches' speakers): above 1 would silently mean "all"
