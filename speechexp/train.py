@@ -67,8 +67,7 @@ def check_start_checkpoint(cfg: DictConfig) -> None:
     The sizes are checked on the run's model built from its config alone, with the
     checkpoint's emotion labels; a corpus with another number of emotions shows only once the
     data is read, so the run checks the weights again (:func:`train`)."""
-    from speechexp.inference.model import task_without_data  # noqa: PLC0415
-    from speechexp.runs.build import resolved_container  # noqa: PLC0415
+    from speechexp.runs.build import resolved_container, task_without_data  # noqa: PLC0415
     from speechexp.runs.checkpoints import (  # noqa: PLC0415
         check_fits, check_schedule_fits, check_weights_fit, load_checkpoint)
     from speechexp.runs.plan import inside  # noqa: PLC0415

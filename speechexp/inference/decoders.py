@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -327,8 +328,6 @@ def build_decoder(settings: Any) -> CTCDecoder:
         return settings
     if isinstance(settings, str):
         settings = decoder_settings(settings)
-    from collections.abc import Mapping  # noqa: PLC0415
-
     if not isinstance(settings, Mapping) or "_target_" not in settings:
         raise SpeechexpError(f"decoder={settings!r} is neither a decoder's name nor its settings with a _target_ "
                              f"(as in conf/decoder/NAME.yaml); pass a name ({decoder_options()}) or such settings.")

@@ -272,70 +272,6 @@ class AsrEmotionModel(LoadedModel):
         return means
 
 
-class _DataSpec:
-    """What :func:`speechexp.runs.build.build_task` asks a datamodule for, from the saved config."""
-
-    def __init__(self, kwargs_for_model: dict, kwargs_for_task: dict) -> None:
-        self._model, self._task = kwargs_for_model, kwargs_for_task
-
-    def model_kwargs(self) -> dict:
-        return dict(self._model)
-
-    def task_kwargs(self) -> dict:
-        return dict(self._task)
-
-
-def emotion_names(checkpoint: dict, path: str | os.PathLike) -> list[str]:
-    """The checkpoint's emotion labels in training order."""
-    from speechexp.tasks.asr_emotion import EMOTION_NAMES_KEY  # noqa: PLC0415
-
-    names = checkpoint.get(EMOTION_NAMES_KEY) or checkpoint["speechexp_config"]["dataset"]["datamodule"].get("emotions")
-    if not names:
-        raise SpeechexpError(f"Checkpoint {path} names no emotion labels (its dataset.datamodule.emotions is null); "
-                             "retrain with the emotions listed, or with this version of speechexp.")
-    return [str(n) for n in names]
-
-
-def task_without_data(config: dict, checkpoint: dict, ckpt_path: str | os.PathLike, **overrides: Any) -> Any | None:
-    """The task of the run ``config`` (a checkpoint's own, or a run's that will start from
-    ``checkpoint``), built without its dataset folder: what a datamodule would give the model
-    (``n_mels``, vocabulary, pitch, phonemes) is read from ``config``, the emotion labels from
-    ``checkpoint``. Its weights are fresh; ``overrides`` go to :func:`build_task`. ``None``
-    for a task other than separation and asr_emotion: its data sizes are unknown here.
-    """
-    from hydra.utils import get_class  # noqa: PLC0415
-    from omegaconf import OmegaConf  # noqa: PLC0415
-
-    from speechexp.runs.build import build_task  # noqa: PLC0415
-    from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
-    from speechexp.tasks.separation import SeparationTask  # noqa: PLC0415
-
-    target = str(((config.get("task") or {}).get("module") or {}).get("_target_", ""))
-    try:
-        task_class = get_class(target)
-    except Exception:  # noqa: BLE001 - an unknown or unimportable class: None below
-        task_class = None
-    if task_class is not None and issubclass(task_class, SeparationTask):
-        spec = _DataSpec({}, {})
-    elif task_class is not None and issubclass(task_class, AsrEmotionTask):
-        from speechexp.data.text import CharTokenizer  # noqa: PLC0415
-
-        datamodule = config["dataset"]["datamodule"]
-        tokenizer = CharTokenizer(vocabulary=datamodule.get("vocabulary"),
-                                  umlauts=str(datamodule.get("umlauts", "transliterate")))
-        names = emotion_names(checkpoint, ckpt_path)
-        sizes = {"n_mels": int(datamodule.get("n_mels", 80)), "vocab_size": tokenizer.vocab_size,
-                 "num_emotions": len(names), **({"pitch": True} if datamodule.get("pitch") else {})}
-        if datamodule.get("phonemes"):
-            from speechexp.data.phonemes import PhonemeTokenizer  # noqa: PLC0415
-
-            sizes["phoneme_classes"] = PhonemeTokenizer().vocab_size
-        spec = _DataSpec(sizes, {"tokenizer": tokenizer, "emotion_names": names})
-    else:
-        return None
-    return build_task(OmegaConf.create(config), spec, export_dir=None, **overrides)
-
-
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
                decoder: str | dict | None = None) -> SeparationModel | AsrEmotionModel:
     """Load a checkpoint written by ``speechexp-train`` for use on any audio.
@@ -352,6 +288,7 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
             or was trained for a task this API does not know; ``device`` is not one here.
     """
     from speechexp.config.machine import check_device  # noqa: PLC0415
+    from speechexp.runs.build import task_without_data  # noqa: PLC0415
     from speechexp.runs.checkpoints import CONFIG_KEY, load_checkpoint, load_weights  # noqa: PLC0415
     from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
 

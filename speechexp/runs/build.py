@@ -1,5 +1,7 @@
 """Building a run's parts from its config, with one-sentence errors: the dataset folder,
-the datamodule, the task (model, loss, optimizer), loggers, callbacks and the trainer."""
+the datamodule, the task (model, loss, optimizer), loggers, callbacks and the trainer; and a
+checkpoint's task, with its data (:func:`trained_task`) or from the config alone
+(:func:`task_without_data`, what inference and the fine-tuning pre-flight use)."""
 
 from __future__ import annotations
 
@@ -128,3 +130,65 @@ def trained_task(ckpt_path: str, data_dir: str, task: str = "asr_emotion") -> tu
     module = build_task(cfg, datamodule, export_dir=None)
     load_weights(module, checkpoint, ckpt_path)
     return module.eval(), datamodule, dataset_dir
+
+
+class _DataSpec:
+    """What :func:`build_task` asks a datamodule for, read from a run config instead of data."""
+
+    def __init__(self, kwargs_for_model: dict, kwargs_for_task: dict) -> None:
+        self._model, self._task = kwargs_for_model, kwargs_for_task
+
+    def model_kwargs(self) -> dict:
+        return dict(self._model)
+
+    def task_kwargs(self) -> dict:
+        return dict(self._task)
+
+
+def emotion_names(checkpoint: dict, path: str | Path) -> list[str]:
+    """The checkpoint's emotion labels in training order."""
+    from speechexp.tasks.asr_emotion import EMOTION_NAMES_KEY  # noqa: PLC0415
+
+    names = checkpoint.get(EMOTION_NAMES_KEY) or checkpoint["speechexp_config"]["dataset"]["datamodule"].get("emotions")
+    if not names:
+        raise SpeechexpError(f"Checkpoint {path} names no emotion labels (its dataset.datamodule.emotions is null); "
+                             "retrain with the emotions listed, or with this version of speechexp.")
+    return [str(n) for n in names]
+
+
+def task_without_data(config: dict, checkpoint: dict, ckpt_path: str | Path, **overrides: Any) -> Any | None:
+    """The task of the run ``config`` (a checkpoint's own, or a run's that will start from
+    ``checkpoint``), built without its dataset folder: what a datamodule would give the model
+    (``n_mels``, vocabulary, pitch, phonemes) is read from ``config``, the emotion labels from
+    ``checkpoint``. Its weights are fresh; ``overrides`` go to :func:`build_task`. ``None``
+    for a task other than separation and asr_emotion: its data sizes are unknown here.
+    """
+    from hydra.utils import get_class  # noqa: PLC0415
+
+    from speechexp.tasks.asr_emotion import AsrEmotionTask  # noqa: PLC0415
+    from speechexp.tasks.separation import SeparationTask  # noqa: PLC0415
+
+    target = str(((config.get("task") or {}).get("module") or {}).get("_target_", ""))
+    try:
+        task_class = get_class(target)
+    except Exception:  # noqa: BLE001 - an unknown or unimportable class: None below
+        task_class = None
+    if task_class is not None and issubclass(task_class, SeparationTask):
+        spec = _DataSpec({}, {})
+    elif task_class is not None and issubclass(task_class, AsrEmotionTask):
+        from speechexp.data.text import CharTokenizer  # noqa: PLC0415
+
+        datamodule = config["dataset"]["datamodule"]
+        tokenizer = CharTokenizer(vocabulary=datamodule.get("vocabulary"),
+                                  umlauts=str(datamodule.get("umlauts", "transliterate")))
+        names = emotion_names(checkpoint, ckpt_path)
+        sizes = {"n_mels": int(datamodule.get("n_mels", 80)), "vocab_size": tokenizer.vocab_size,
+                 "num_emotions": len(names), **({"pitch": True} if datamodule.get("pitch") else {})}
+        if datamodule.get("phonemes"):
+            from speechexp.data.phonemes import PhonemeTokenizer  # noqa: PLC0415
+
+            sizes["phoneme_classes"] = PhonemeTokenizer().vocab_size
+        spec = _DataSpec(sizes, {"tokenizer": tokenizer, "emotion_names": names})
+    else:
+        return None
+    return build_task(OmegaConf.create(config), spec, export_dir=None, **overrides)
