@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from speechexp.config import CONF_DIR
+from tests.cli_fork import ForkedProcess, run_forked
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -68,10 +69,32 @@ def cli_env(**extra: str) -> dict:
 
 def run_cli(module: str, *args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m speechexp.<module> args`` and capture its output."""
-    full_env = cli_env(**(env or {}))
-    return subprocess.run([sys.executable, "-m", f"speechexp.{module}", *args], cwd=cwd or REPO,
-                          capture_output=True, text=True, timeout=timeout, env=full_env)
+    """Run ``python -m speechexp.<module> args`` and capture its output: in a process forked from
+    one that has imported the commands (tests/cli_fork.py), or in a fresh interpreter where ``env``
+    sets what an interpreter reads as it starts."""
+    return run_python(f"speechexp.{module}", *args, cwd=cwd, env=env, timeout=timeout)
+
+
+def run_script(script: str, *args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python scripts/NAME.py args`` (a path relative to ``cwd``, default the repository) as
+    :func:`run_cli` runs a command."""
+    return run_python(script, *args, cwd=cwd, timeout=timeout)
+
+
+def run_python(target: str, *args: str, cwd: Path | None = None, env: dict | None = None,
+               timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m target args`` (a module) or ``python target args`` (a ``.py`` path)."""
+    if not env:
+        return run_forked(target, list(args), cwd or REPO, cli_env(), timeout)
+    command = [sys.executable, target] if target.endswith(".py") else [sys.executable, "-m", target]
+    return subprocess.run([*command, *args], cwd=cwd or REPO, capture_output=True, text=True, timeout=timeout,
+                          env=cli_env(**env))
+
+
+def start_cli(module: str, *args: str, cwd: Path | None = None) -> ForkedProcess:
+    """Start ``python -m speechexp.<module> args`` and return it at once, to signal or wait for
+    (a :class:`subprocess.Popen` with both streams piped, as text)."""
+    return ForkedProcess(f"speechexp.{module}", list(args), cwd or REPO, cli_env())
 
 
 # One interpreter runs the commands one after another, as Hydra's own sweeps run jobs: each

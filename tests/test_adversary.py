@@ -3,8 +3,6 @@ what tells voices apart from the encoder's frames."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,7 +13,7 @@ from speechexp.errors import SpeechexpError
 from speechexp.models.adversary import VoiceAdversary, index_voices, reverse_gradient
 from speechexp.models.multitask import MultitaskSpeechModel
 from speechexp.tasks.asr_emotion import AsrEmotionTask
-from tests.conftest import REPO, cli_env
+from tests.conftest import run_script
 
 
 def test_the_reversal_is_the_identity_forward_and_scales_the_gradient_by_minus_scale():
@@ -159,9 +157,8 @@ def test_a_run_with_the_adversary_logs_it_every_epoch_and_its_checkpoint_evaluat
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     model = load_model(results["best_checkpoint"])
     assert model.task.voice_adversary.pooling == "utterance"
-    probed = subprocess.run([sys.executable, "scripts/probe_voices.py", results["best_checkpoint"], "--data-dir",
-                             str(tmp_path / "data"), "--batches", "6"], cwd=REPO, capture_output=True, text=True,
-                            timeout=300, env=cli_env())
+    probed = run_script("scripts/probe_voices.py", results["best_checkpoint"], "--data-dir", str(tmp_path / "data"),
+                        "--batches", "6")
     assert probed.returncode == 0, probed.stderr[-2000:]
     row = probed.stdout.strip().splitlines()[-1].split("|")[1:-1]  # one voice: every probe names it
     assert row[0].strip() == results["best_checkpoint"] and [c.strip() for c in row[1:]] == [

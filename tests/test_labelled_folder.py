@@ -23,7 +23,7 @@ from speechexp.evaluate import evaluate
 from speechexp.tasks.asr_emotion import per_source_metrics
 from speechexp.tasks.intervals import character_edits, rate_interval
 from torchmetrics.functional.text import char_error_rate
-from tests.conftest import REPO, compose_config
+from tests.conftest import REPO, compose_config, run_script
 from tests.test_inference import TINY_ASR, train_tiny
 
 # two sources (folders a and b), four rates, an unlabelled row and one whose emotion no checkpoint knows
@@ -210,9 +210,8 @@ def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
     corpus.mkdir()
     (corpus / "metadata.csv").write_text("path,text,split\nx.wav,The red CUP.,train\ny.wav,please take,train\n"
                                          "z.wav,the key,val\n")
-    done = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
-                           "--corpus", str(corpus), "--reference", "pocketsphinx", "--against", str(checkpoint),
-                           "--json", str(tmp_path / "rows.json")], capture_output=True, text=True, cwd=REPO)
+    done = run_script("scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root), "--corpus", str(corpus),
+                      "--reference", "pocketsphinx", "--against", str(checkpoint), "--json", str(tmp_path / "rows.json"))
     assert done.returncode == 0, done.stderr
     written = json.loads((tmp_path / "rows.json").read_text())
     rows = written["rows"]
@@ -228,8 +227,7 @@ def test_bench_real_voices_prints_a_row_per_source(checkpoint, tmp_path):
     assert [(r["set"], r["difference"], r["low"], r["high"], r["ours_better"]) for r in written["against"]] == [
         (name, 0.0, 0.0, 0.0, 0.0) for name in ("mine/a", "mine/b", "mine")]
     assert f"| mine | {mine['cer']:.3f} | {mine['cer']:.3f} | +0.000 | 0.000 to 0.000 | 0.0% |" in done.stdout
-    missing = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
-                              "--corpus", str(tmp_path)], capture_output=True, text=True, cwd=REPO)
+    missing = run_script("scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root), "--corpus", str(tmp_path))
     assert missing.returncode != 0 and "has no metadata.csv" in missing.stderr
 
 
@@ -315,8 +313,7 @@ def test_voice_folder_lists_a_splits_utterances_of_the_sources_asked(tmp_path):
 
     def listed(*options: str) -> tuple[int, list[dict], str]:
         out = tmp_path / "out"
-        done = subprocess.run([sys.executable, "scripts/voice_folder.py", str(corpus), str(out), *options],
-                              capture_output=True, text=True, cwd=REPO)
+        done = run_script("scripts/voice_folder.py", str(corpus), str(out), *options)
         rows = list(csv.DictReader((out / "transcripts.csv").open())) if done.returncode == 0 else []
         return done.returncode, rows, done.stderr
 
@@ -334,15 +331,13 @@ def test_bench_real_voices_also_scores_the_transcripts_said_by_a_tts_voice(check
     """``--speak`` adds rows for the same words in a known voice, per source, beside the recordings."""
     from speechexp.data.tts import flite
 
-    bad = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--speak", "nosuch:voice"],
-                         capture_output=True, text=True, cwd=REPO)
+    bad = run_script("scripts/bench_real_voices.py", str(checkpoint), "--speak", "nosuch:voice")
     assert bad.returncode != 0 and "Unknown speech engine 'nosuch'" in bad.stderr and "Traceback" not in bad.stderr
     if not flite.available("awb"):
         pytest.skip("flite is not installed here (make voices)")
     root = make_folder(tmp_path / "mine")
-    done = subprocess.run([sys.executable, "scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root),
-                           "--speak", "flite:awb", "--json", str(tmp_path / "rows.json")],
-                          capture_output=True, text=True, cwd=REPO)
+    done = run_script("scripts/bench_real_voices.py", str(checkpoint), "--folder", str(root), "--speak", "flite:awb",
+                      "--json", str(tmp_path / "rows.json"))
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [(r["set"], r["utterances"]) for r in rows] == [("mine/a", 2), ("mine/b", 2), ("mine", 4),

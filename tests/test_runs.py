@@ -19,7 +19,8 @@ from speechexp.runs.checkpoints import load_checkpoint
 from speechexp.errors import SpeechexpError
 from speechexp.runs.plan import SUPERSEDED_DIR
 from speechexp.train import train
-from tests.conftest import REPO, cli_env, compose_config, run_cli
+from tests.cli_fork import ForkedProcess
+from tests.conftest import REPO, cli_env, compose_config, run_cli, start_cli
 from tests.test_cli import assert_one_line_error
 
 TINY = ("dataset.preparer.n_examples=20", "trainer.enable_progress_bar=false")
@@ -56,12 +57,9 @@ def test_rerun_skips_a_completed_run_and_other_configs_start_afresh(compose_trai
     assert results(run_dir)["status"] == "completed" and "resumed_from" not in results(run_dir)
 
 
-def start_training(run_dir: Path, data: Path, *extra: str) -> subprocess.Popen:
-    env = cli_env()
-    env.pop("WANDB_API_KEY", None)
-    command = [sys.executable, "-m", "speechexp.train", f"hydra.run.dir={run_dir}", f"paths.data_dir={data}",
-               *TINY, "trainer.max_epochs=6", "logger=many", *extra]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_training(run_dir: Path, data: Path, *extra: str) -> ForkedProcess:
+    return start_cli("train", f"hydra.run.dir={run_dir}", f"paths.data_dir={data}", *TINY, "trainer.max_epochs=6",
+                     "logger=many", *extra)
 
 
 def wait_for_epoch_line(run_dir: Path, epoch: int, process: subprocess.Popen, timeout: float = 240) -> None:

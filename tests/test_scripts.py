@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.cli_fork import ForkedProcess
+from tests.conftest import REPO, cli_env, run_script
 
 
-def run_script(*args: str) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env=cli_env())
+def script_output(script: str, *args: str) -> str:
+    done = run_script(script, *args)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -32,9 +30,7 @@ def test_the_scripts_refuse_bad_input_in_one_sentence(tmp_path):
              "scripts/emotion_ceiling.py": (["dataset.preparer.nokey=1"], 1,
                                             "Could not override 'dataset.preparer.nokey'"),
              "scripts/compare_ctc.py": (["--T", "0"], 2, "argument --T: '0' is not a whole number above 0")}
-    started = {script: subprocess.Popen([sys.executable, script, *args], cwd=REPO, env=cli_env(), text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-               for script, (args, _, _) in calls.items()}
+    started = {script: ForkedProcess(script, args, REPO, cli_env()) for script, (args, _, _) in calls.items()}
     for script, (_, code, said) in calls.items():
         _, stderr = started[script].communicate(timeout=300)
         assert started[script].returncode == code and "Traceback" not in stderr, (script, stderr[-2000:])
@@ -43,7 +39,7 @@ def test_the_scripts_refuse_bad_input_in_one_sentence(tmp_path):
 
 
 def test_compare_ctc_shows_equal_losses_for_every_reduction():
-    lines = run_script("scripts/compare_ctc.py").splitlines()
+    lines = script_output("scripts/compare_ctc.py").splitlines()
     table = {line.split()[0]: line.split()[1:] for line in lines if line.startswith(("mean ", "sum "))}
     for reduction in ("mean", "sum"):
         custom, builtin = float(table[reduction][0]), float(table[reduction][1])
@@ -54,7 +50,7 @@ def test_compare_ctc_shows_equal_losses_for_every_reduction():
 
 
 def test_bench_ctc_json_covers_the_issue_shapes():
-    report = json.loads(run_script("scripts/bench_ctc.py", "--reps", "1", "--no-memory", "--json"))
+    report = json.loads(script_output("scripts/bench_ctc.py", "--reps", "1", "--no-memory", "--json"))
     shapes = [(row["T"], row["N"], row["S"]) for row in report["rows"]]
     assert shapes == [(100, 8, 20), (100, 64, 20), (500, 8, 20), (500, 64, 100), (1000, 8, 200), (1000, 64, 200)]
     for row in report["rows"]:
@@ -114,7 +110,7 @@ def test_emotion_per_voice_finds_a_source_whose_cue_goes_the_other_way(tmp_path)
 
 
 def test_bench_gloo_exit_counts_each_way_and_the_destroyed_group_never_aborts():
-    lines = run_script("scripts/bench_gloo_exit.py", "--runs", "1").splitlines()
+    lines = script_output("scripts/bench_gloo_exit.py", "--runs", "1").splitlines()
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
     assert [row[0] for row in rows] == ["group left to shutdown (Lightning, gloo)", "destroyed at exit (speechexp)"]
     assert [row[1] for row in rows] == ["1", "1"] and int(rows[0][2]) in (0, 1)
@@ -135,7 +131,7 @@ def test_ablation_table_puts_each_steps_figures_in_its_row_in_the_order_run(tmp_
         rows = [bench_row("ked", ked, 0.4), bench_row("real-dev/alsa", people - 0.2), bench_row("real-dev", people),
                 bench_row("real-dev/tuxpaint", people + 0.04)]
         (tmp_path / f"{step}.bench.json").write_text(json.dumps({"rows": rows, "against": []}))
-    lines = run_script("scripts/ablation_table.py", str(tmp_path)).splitlines()
+    lines = script_output("scripts/ablation_table.py", str(tmp_path)).splitlines()
     assert lines[0] == ("| step | ked CER | ked UAR | real-dev CER | 95 % interval | real-dev WER | alsa CER "
                         "| tuxpaint CER | own test CER / UAR | wall s | overrides |")
     assert lines[2] == ("| 0_espeak | 0.780 | 0.400 | 0.900 | 0.850 to 0.950 | 1.200 | 0.700 | 0.940 "
@@ -147,8 +143,7 @@ def test_ablation_table_puts_each_steps_figures_in_its_row_in_the_order_run(tmp_
 def test_ablation_table_shows_dashes_for_a_step_still_running_and_names_a_wrong_folder(tmp_path):
     (tmp_path / "steps").write_text("0_espeak\n")
     (tmp_path / "0_espeak.overrides").write_text("experiment=asr_emotion\n")
-    row = run_script("scripts/ablation_table.py", str(tmp_path)).splitlines()[-1]
+    row = script_output("scripts/ablation_table.py", str(tmp_path)).splitlines()[-1]
     assert row == "| 0_espeak | — | — | — | — | — | — / — | — | `experiment=asr_emotion` |"
-    done = subprocess.run([sys.executable, "scripts/ablation_table.py", str(tmp_path / "elsewhere")], cwd=REPO,
-                          capture_output=True, text=True, env=cli_env())
+    done = run_script("scripts/ablation_table.py", str(tmp_path / "elsewhere"))
     assert done.returncode != 0 and "has no 'steps' file" in done.stderr

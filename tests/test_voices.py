@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -18,7 +17,7 @@ from speechexp.data.emotional_speech import NATURAL_LEVEL_DBFS, EmotionalSpeechP
 from speechexp.errors import SpeechexpError
 from speechexp.io import write_csv_atomic
 from speechexp.runs.build import build_preparer
-from tests.conftest import REPO, cli_env, compose_config
+from tests.conftest import REPO, cli_env, compose_config, run_cli, run_script
 
 NATURAL = ["flite:kal16", "flite:awb", "flite:rms", "piper:joe", "festival:ked"]
 
@@ -211,8 +210,7 @@ def test_voice_folder_keeps_one_kind_of_text(tmp_path, monkeypatch):
     write_csv_atomic(corpus / "metadata.csv", rows, list(rows[0]))
     said = {}
     for kind in ("grammar", "words", "sentences"):
-        done = subprocess.run([sys.executable, "scripts/voice_folder.py", str(corpus), str(tmp_path / kind),
-                               "--text", kind], capture_output=True, text=True, cwd=REPO, env=os.environ)
+        done = run_script("scripts/voice_folder.py", str(corpus), str(tmp_path / kind), "--text", kind)
         assert done.returncode == 0, done.stderr
         with (tmp_path / kind / "transcripts.csv").open(newline="") as handle:
             said[kind] = [r["text"] for r in csv.DictReader(handle)]
@@ -396,8 +394,7 @@ def test_native_pitch_control_moves_f0(name):
 
 
 def test_voices_group_on_a_dataset_without_it_is_refused_in_one_sentence(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "speechexp.train", "experiment=separation", "dataset/voices=natural",
-                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, env=cli_env())
+    done = run_cli("train", "experiment=separation", "dataset/voices=natural", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.returncode == 2, done.stderr
     message = done.stderr.strip().splitlines()[-1]
     assert "dataset/voices=natural" in message and "dataset=emotional_speech" in message
