@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def export(cfg: DictConfig) -> dict[str, float]:
         path = chosen or Path(run.dir) / name
         # written and checked in a hidden folder beside it, then moved into place: a file that
         # fails its check never replaces anything (an earlier export at output=PATH included)
-        with tempfile.TemporaryDirectory(prefix=".export-", dir=path.parent) as staging:
+        with staging_folder(path.parent) as staging:
             # the format's own suffix while checked: the check picks onnxruntime by it
             staged = export_model(model, Path(staging) / name, cfg.format)
             if cfg.verify:
@@ -68,6 +69,31 @@ def export(cfg: DictConfig) -> dict[str, float]:
         run.extra.update(exported=str(path), format=str(cfg.format))
         log.info("Exported %s to %s", model.kind, path)
     return run.metrics
+
+
+STAGING_PREFIX = ".export-"
+
+
+def staging_folder(parent: Path) -> tempfile.TemporaryDirectory:
+    """A hidden folder in ``parent`` named for this process (``.export-<pid>-*``) to write and
+    check the file in. Those of exports that were killed before they could remove theirs
+    (SIGKILL) are removed first: their process is gone; another export's, running, is kept."""
+    for stale in parent.glob(f"{STAGING_PREFIX}*-*"):
+        owner = stale.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not process_running(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=parent)
+
+
+def process_running(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def output_path(output: str, name: str) -> Path:

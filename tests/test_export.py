@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +117,19 @@ def test_asr_emotion_export_equals_pytorch_on_the_test_split(checkpoints, tmp_pa
 
 
 def test_cli_writes_the_model_and_its_check(checkpoints, tmp_path):
+    """Also: the staging folder of an export killed before its clean-up (its process gone) is
+    removed by the next export into that folder; a running export's is left alone."""
     ckpt, _ = checkpoints["separation"]
+    ended = subprocess.Popen(["true"])  # a process that has ended: its pid names no process now
+    ended.wait()
+    killed = tmp_path / "out" / f".export-{ended.pid}-k1"
+    killed.mkdir(parents=True)
+    (killed / "model.onnx").write_bytes(b"half")
+    running = tmp_path / "out" / f".export-{os.getpid()}-r1"
+    running.mkdir()
     done = run_cli("export", f"ckpt_path={ckpt}", "format=onnx", f"hydra.run.dir={tmp_path / 'out'}")
     assert done.returncode == 0, done.stderr
+    assert not killed.exists() and running.is_dir()
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["status"] == "completed" and results["export/max_abs_diff/sources"] < TOLERANCE
     assert (tmp_path / "out" / "model.onnx").stat().st_size > 10_000
@@ -167,7 +179,6 @@ def test_the_readme_onnxruntime_example_prints_what_the_api_says(checkpoints, tm
     model: the same transcript and emotion as ``load_model(...).transcribe``."""
     import re
     import shutil
-    import subprocess
     import sys
 
     from tests.conftest import REPO, cli_env
