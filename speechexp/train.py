@@ -65,9 +65,10 @@ def check_start_checkpoint(cfg: DictConfig) -> None:
     (a checkpoint of the run's own dir is the plan's to judge: it resumes or continues).
 
     The sizes are checked on the run's model built from its config alone, with the
-    checkpoint's emotion labels; a corpus with another number of emotions shows only once the
-    data is read, so the run checks the weights again (:func:`train`)."""
-    from speechexp.runs.build import resolved_container, task_without_data  # noqa: PLC0415
+    checkpoint's emotion labels, and the emotions the run's dataset lists against those; a
+    dataset that lists none (null: the data's own) shows its number only once the data is read,
+    so the run checks the weights again (:func:`train`)."""
+    from speechexp.runs.build import check_emotions_fit, resolved_container, task_without_data  # noqa: PLC0415
     from speechexp.runs.checkpoints import (  # noqa: PLC0415
         check_fits, check_schedule_fits, check_weights_fit, load_checkpoint)
     from speechexp.runs.plan import inside  # noqa: PLC0415
@@ -81,6 +82,8 @@ def check_start_checkpoint(cfg: DictConfig) -> None:
         check_schedule_fits(checkpoint, config, path)
     task = task_without_data(config, checkpoint, path)
     if task is not None:
+        if hasattr(task, "emotion_names"):
+            check_emotions_fit(checkpoint, config, path)
         check_weights_fit(task, checkpoint, config, path)
 
 

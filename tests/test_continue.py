@@ -146,6 +146,13 @@ def test_an_asr_checkpoint_of_other_sizes_is_refused_before_the_run_reads_its_da
                                                            f"({said}); fine-tune with the checkpoint's model")):
             train(compose_train(*args, change, f"ckpt_path={ckpt}", run_name=name))
         assert not any((tmp_path / name).iterdir())
+    # a dataset listing another number of emotions than the checkpoint's head was trained on
+    with pytest.raises(SpeechexpError, match=re.escape(
+            "was trained on 5 emotions (neutral, happy, sad, angry, fearful), but this run's "
+            "dataset.datamodule.emotions lists 2 (happy, sad); continue with its emotions "
+            "(dataset.datamodule.emotions=[neutral,happy,sad,angry,fearful]), or train without ckpt_path.")):
+        train(compose_train(*args, "dataset.datamodule.emotions=[happy,sad]", f"ckpt_path={ckpt}", run_name="two"))
+    assert not any((tmp_path / "two").iterdir())
     assert not (tmp_path / "data").exists()
 
 

@@ -156,6 +156,21 @@ def emotion_names(checkpoint: dict, path: str | Path) -> list[str]:
     return [str(n) for n in names]
 
 
+def check_emotions_fit(checkpoint: dict, config: dict, path: str | Path) -> None:
+    """Refuse a run from an asr_emotion checkpoint whose ``dataset.datamodule.emotions`` lists
+    another number of emotions than the checkpoint's emotion head was trained on (before any data
+    is read; a list left null is the data's, judged once it is read)."""
+    listed = ((config.get("dataset") or {}).get("datamodule") or {}).get("emotions")
+    if not listed:
+        return
+    trained = emotion_names(checkpoint, path)
+    if len(listed) != len(trained):
+        raise SpeechexpError(f"Checkpoint {path} was trained on {len(trained)} emotions ({', '.join(trained)}), "
+                             f"but this run's dataset.datamodule.emotions lists {len(listed)} "
+                             f"({', '.join(map(str, listed))}); continue with its emotions "
+                             f"(dataset.datamodule.emotions=[{','.join(trained)}]), or train without ckpt_path.")
+
+
 def task_without_data(config: dict, checkpoint: dict, ckpt_path: str | Path, **overrides: Any) -> Any | None:
     """The task of the run ``config`` (a checkpoint's own, or a run's that will start from
     ``checkpoint``), built without its dataset folder: what a datamodule would give the model
