@@ -73,7 +73,8 @@ def test_trainer_settings_lightning_refuses_are_refused_before_anything_is_writt
              ("evaluate", [f"ckpt_path={tmp_path}/some.ckpt", "trainer.devices=0", f"hydra.run.dir={tmp_path}/eval"])]
     precision, budget, devices = run_cli_each(calls)
     fix = "; fix that trainer.* setting, or pick a preset: trainer=cpu, gpu, ddp or ddp_sim."
-    assert_one_line_error(precision, "Lightning refuses this run's trainer settings (Precision 'bf17' is invalid.", fix)
+    assert_one_line_error(precision, "trainer.precision=bf17 is not a precision Lightning takes; pass trainer.precision="
+                                     "32-true or 16-mixed or bf16-mixed (also 64-true, 16-true, bf16-true).")
     assert_one_line_error(budget, "(`max_epochs` must be a non-negative integer or -1. You passed in -2)", fix)
     assert_one_line_error(devices, "(`Trainer(devices=0)` value is not a valid input using cpu accelerator)", fix)
     assert list(tmp_path.iterdir()) == []  # no data prepared, no run dir

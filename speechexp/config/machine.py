@@ -99,6 +99,10 @@ def check_device(device: Any) -> None:
                              f"({indices}); pass one of those, or device='cpu'.")
 
 
+# the precisions a run picks among (Lightning also takes their aliases: 32, 16, "bf16", ...)
+USUAL_PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "64-true", "16-true", "bf16-true")
+
+
 def check_trainer_builds(trainer_cfg: Any) -> None:
     """Build the trainer once, without loggers, callbacks or checkpoints, and drop it (about
     20 ms): Lightning then judges its accelerator, devices, precision, strategy and budget
@@ -119,6 +123,10 @@ def check_trainer_builds(trainer_cfg: Any) -> None:
         while cause.__cause__ is not None:  # Hydra's InstantiationException wraps Lightning's error
             cause = cause.__cause__
         said = (str(cause).strip().splitlines() or [type(cause).__name__])[0].rstrip(".")
+        if said.startswith("Precision ") and " is invalid" in said:  # Lightning lists every alias: name the usual ones
+            raise SpeechexpError(f"trainer.precision={trainer_cfg.get('precision')} is not a precision Lightning "
+                                 f"takes; pass trainer.precision={' or '.join(USUAL_PRECISIONS[:3])} (also "
+                                 f"{', '.join(USUAL_PRECISIONS[3:])}).") from None
         raise SpeechexpError(f"Lightning refuses this run's trainer settings ({said}); fix that trainer.* setting, "
                              "or pick a preset: trainer=cpu, gpu, ddp or ddp_sim.") from None
     finally:
