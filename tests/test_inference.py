@@ -176,6 +176,9 @@ def test_the_other_kinds_method_names_the_kind_it_belongs_to(trained):
     with pytest.raises(AttributeError, match=r"^'SeparationModel' object has no attribute 'nonsense'$"):
         separator.nonsense  # noqa: B018 - a name neither kind has is Python's own error
     assert not hasattr(separator, "transcribe") and hasattr(separator, "separate")
+    separator.task = object()  # a property failing inside shows its own error, not "no attribute 'sample_rate'"
+    with pytest.raises(AttributeError, match=r"^'object' object has no attribute 'sample_rate'$"):
+        separator.sample_rate  # noqa: B018
 
 
 def write_mixed_folder(folder: Path, mixture: np.ndarray) -> dict[str, tuple[int, int]]:

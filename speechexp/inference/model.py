@@ -16,6 +16,7 @@ or multi-channel, integer or float (see :mod:`speechexp.inference.audio`).
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Sequence
 
@@ -81,7 +82,11 @@ class LoadedModel:
 
     def __getattr__(self, name: str) -> Any:
         """Only for names not found: one of the other kind's methods (``separate`` on a
-        recogniser) is named for the kind of checkpoint it belongs to."""
+        recogniser) is named for the kind of checkpoint it belongs to. Python also comes here
+        when a property raised AttributeError inside: that error is shown, not "no attribute"."""
+        found = inspect.getattr_static(type(self), name, None)
+        if isinstance(found, property) and found.fget is not None:
+            return found.fget(self)  # raises the property's own AttributeError again
         for other in LoadedModel.__subclasses__():
             if other is not type(self) and not name.startswith("_") and hasattr(other, name):
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}: this checkpoint "
