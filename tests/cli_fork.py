@@ -1,7 +1,7 @@
-"""Run a command (``python -m speechexp.<module> args`` or ``python scripts/<name>.py args``) in
-a process forked from one that has already imported torch, Lightning and the commands: a fresh
-interpreter spends about 7 s importing them before the command starts, longer than most commands
-under test run.
+"""Run a command (``python -m speechexp.<module> args``, ``python scripts/<name>.py args`` or
+``python -c CODE args``) in a process forked from one that has already imported torch, Lightning
+and the commands: a fresh interpreter spends about 7 s importing them before the command starts,
+longer than most commands under test run.
 
 The forking process is multiprocessing's fork server, started once per pytest worker with the
 worker's environment: a command whose environment differs in what an interpreter reads as it
@@ -54,7 +54,8 @@ def _exit_status(code: object) -> int:
 
 def _run(target: str, args: list[str], cwd: str, env: dict, stdout: str, stderr: str) -> None:
     """In the forked process: become the command, run in ``cwd`` with ``env``, then exit as the
-    interpreter would. ``target`` is a module (``speechexp.train``) or a script's path."""
+    interpreter would. ``target`` is a module (``speechexp.train``), a script's path, or ``-c``
+    (then ``args[0]`` is the code)."""
     for fd, path in ((1, stdout), (2, stderr)):
         opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(opened, fd)
@@ -66,7 +67,12 @@ def _run(target: str, args: list[str], cwd: str, env: dict, stdout: str, stderr:
     os.environ.update(env)
     status = 1
     try:
-        if target.endswith(".py"):  # python path/to/script.py: the script's folder first on the path
+        if target == "-c":  # python -c CODE args: the working folder first on the path
+            sys.argv = ["-c", *args[1:]]
+            sys.path.insert(0, cwd)
+            exec(compile(args[0], "<string>", "exec"), {"__name__": "__main__"})  # noqa: S102 (the test's own code)
+            status = 0
+        elif target.endswith(".py"):  # python path/to/script.py: the script's folder first on the path
             sys.argv = [target, *args]
             sys.path.insert(0, str(Path(target).resolve().parent))
             runpy.run_path(target, run_name="__main__")
@@ -97,7 +103,7 @@ class ForkedProcess:
     def __init__(self, target: str, args: list[str], cwd: Path, env: dict):
         self._scratch = tempfile.TemporaryDirectory(prefix="cli-fork-")
         self._out, self._err = Path(self._scratch.name) / "stdout", Path(self._scratch.name) / "stderr"
-        self.args = [sys.executable, *(["-m", target] if not target.endswith(".py") else [target]), *args]
+        self.args = [sys.executable, *([target] if target == "-c" or target.endswith(".py") else ["-m", target]), *args]
         self._process = fork_server().Process(target=_run, args=(target, list(args), str(cwd), env,
                                                                  str(self._out), str(self._err)))
         self._process.start()

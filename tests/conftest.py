@@ -131,8 +131,11 @@ def run_cli_each(calls: list[tuple[str, list[str]]], cwd: Path | None = None, py
     starting torch and Lightning anew for each would cost more than the command.
 
     ``env`` replaces the environment (default :func:`cli_env`)."""
-    child = subprocess.run([python, "-c", EACH_IN_ONE_PROCESS, json.dumps(calls)], cwd=cwd or REPO,
-                           capture_output=True, text=True, timeout=timeout, env=env or cli_env())
+    if python == sys.executable and env is None:  # forked, as run_cli runs a command
+        child = run_forked("-c", [EACH_IN_ONE_PROCESS, json.dumps(calls)], cwd or REPO, cli_env(), timeout)
+    else:
+        child = subprocess.run([python, "-c", EACH_IN_ONE_PROCESS, json.dumps(calls)], cwd=cwd or REPO,
+                               capture_output=True, text=True, timeout=timeout, env=env or cli_env())
     assert child.returncode == 0, child.stderr[-3000:]
     return [subprocess.CompletedProcess([module, *args], code, out, err)
             for (module, args), (code, out, err) in zip(calls, json.loads(child.stdout.splitlines()[-1]))]
