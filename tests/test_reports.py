@@ -96,11 +96,14 @@ def test_the_offline_wandb_run_carries_audio_images_and_a_table(run_dir):
 
 
 def test_report_false_writes_no_report_and_speechexp_report_writes_one(tmp_path):
+    """Also: a CSV log keeps no media, so none is drawn or logged for it (only ``n_figures``)."""
     run = tmp_path / "run"
     done = run_cli("train", f"hydra.run.dir={run}", f"paths.data_dir={tmp_path / 'data'}", "report=false",
-                   "logger=csv", "debug=limit", *SMALL)
+                   "logger=csv", "debug=limit", "task.module.n_figures=1", *SMALL)
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (run / "report.html").exists() and (run / "figures" / "curves.png").is_file()
+    assert len(list((run / "figures").glob("test_*_separated_vs_truth.png"))) == 1
+    assert "media" not in (run / "train.log").read_text()
     again = run_cli("report", str(run))
     assert again.returncode == 0 and again.stdout.strip() == str(run / "report.html")
     assert_self_contained(run / "report.html")

@@ -34,6 +34,11 @@ def _kind(logger: Any) -> str | None:
     return "wandb" if name in WANDB else "tensorboard" if name in TENSORBOARD else None
 
 
+def takes_media(loggers: Iterable[Any]) -> bool:
+    """Whether any of ``loggers`` keeps media (W&B, TensorBoard); a CSV log keeps none."""
+    return any(_kind(logger) for logger in loggers)
+
+
 def _png_array(path: str | os.PathLike) -> np.ndarray:
     """A PNG as ``uint8 [height, width, 3]``."""
     import matplotlib.image as mpimg  # noqa: PLC0415

@@ -536,11 +536,12 @@ class AsrEmotionTask(ConfiguredTask):
     def _log_media(self, predictions: list[dict], figures: Path) -> None:
         """Log the confusion matrix and alignment images, a table of test predictions and
         ``n_media`` utterances as audio with their transcripts to the W&B / TensorBoard loggers."""
-        if not self.trainer.loggers:
-            return
         import soundfile as sf  # noqa: PLC0415
 
-        from speechexp.runs.media import log_audio, log_images, log_table, timed  # noqa: PLC0415
+        from speechexp.runs.media import log_audio, log_images, log_table, takes_media, timed  # noqa: PLC0415
+
+        if not takes_media(self.trainer.loggers):  # a CSV log: no audio read for it
+            return
 
         with timed("Test media logged"):
             step = self.trainer.global_step

@@ -159,9 +159,10 @@ class SeparationTask(ConfiguredTask):
         """Log ``examples`` (id, mixture, estimates, references) as audio and their comparison
         figures as images to the W&B / TensorBoard loggers (bounded by ``n_media``), and a
         table of the test examples' SI-SNR (``rows``, the first :data:`MEDIA_TABLE_ROWS`)."""
-        if not self.trainer.loggers or not examples:
+        from speechexp.runs.media import log_audio, log_images, log_table, takes_media, timed  # noqa: PLC0415
+
+        if not examples or not takes_media(self.trainer.loggers):  # a CSV log: no figures drawn for it
             return
-        from speechexp.runs.media import log_audio, log_images, log_table, timed  # noqa: PLC0415
 
         with timed(f"Test media of {len(examples)} example(s) logged"):
             step, clips, images, columns = self.trainer.global_step, {}, {}, list(rows[0].keys())
