@@ -80,10 +80,9 @@ def check_start_checkpoint(cfg: DictConfig) -> None:
     check_fits(checkpoint, config, path)
     if cfg.train:
         check_schedule_fits(checkpoint, config, path)
+    check_emotions_fit(checkpoint, config, path)  # a dataset listing no emotions (separation's) passes
     task = task_without_data(config, checkpoint, path)
     if task is not None:
-        if hasattr(task, "emotion_names"):
-            check_emotions_fit(checkpoint, config, path)
         check_weights_fit(task, checkpoint, config, path)
 
 
